@@ -1,0 +1,208 @@
+/*
+ * Strict base64 (RFC 4648 section 4) and hex.  The decoder accepts exactly
+ * the encoder's output, so every value has one spelling: padding is
+ * required, padding bits must be zero (RFC 4648 section 3.5), and there is
+ * no whitespace.  Signed notes and checkpoints depend on this (C2SP
+ * signed-note and tlog-checkpoint both use standard padded base64).
+ */
+#include <limits.h>
+#include <string.h>
+
+#include "keytrail/encoding.h"
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Value of a base64 character, or -1 (also for '='). */
+static int
+b64_value(uint8_t c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/* Encodes into out, which has room for KT_B64_ENCLEN(n) bytes. */
+static void
+b64_encode_raw(const uint8_t *in, size_t n, char *out)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i + 3 <= n; i += 3) {
+		uint32_t v = ((uint32_t)in[i] << 16) |
+		    ((uint32_t)in[i + 1] << 8) | in[i + 2];
+
+		out[o++] = b64_alphabet[(v >> 18) & 63];
+		out[o++] = b64_alphabet[(v >> 12) & 63];
+		out[o++] = b64_alphabet[(v >> 6) & 63];
+		out[o++] = b64_alphabet[v & 63];
+	}
+	if (n - i == 1) {
+		uint32_t v = (uint32_t)in[i] << 16;
+
+		out[o++] = b64_alphabet[(v >> 18) & 63];
+		out[o++] = b64_alphabet[(v >> 12) & 63];
+		out[o++] = '=';
+		out[o++] = '=';
+	} else if (n - i == 2) {
+		uint32_t v =
+		    ((uint32_t)in[i] << 16) | ((uint32_t)in[i + 1] << 8);
+
+		out[o++] = b64_alphabet[(v >> 18) & 63];
+		out[o++] = b64_alphabet[(v >> 12) & 63];
+		out[o++] = b64_alphabet[(v >> 6) & 63];
+		out[o++] = '=';
+	}
+}
+
+long
+kt_b64_encode(const uint8_t *in, size_t n, char *out, size_t outcap)
+{
+	size_t need;
+
+	if (n > (SIZE_MAX / 4) * 3 - 3)
+		return KT_ETOOBIG;
+	need = KT_B64_ENCLEN(n);
+	if (need >= outcap || need > (size_t)LONG_MAX)
+		return KT_ETOOBIG;
+	b64_encode_raw(in, n, out);
+	out[need] = 0;
+	return (long)need;
+}
+
+int
+kt_b64_append(struct kt_buf *b, const uint8_t *in, size_t n)
+{
+	size_t old = b->len;
+	char chunk[KT_B64_ENCLEN(48)];
+
+	/* Whole 3-byte groups encode independently, so go 48 bytes a time. */
+	for (size_t i = 0; i < n; i += 48) {
+		size_t k = n - i < 48 ? n - i : 48;
+		int rc;
+
+		b64_encode_raw(in + i, k, chunk);
+		if ((rc = kt_buf_append(b, chunk, KT_B64_ENCLEN(k))) != KT_OK) {
+			b->len = old;
+			return rc;
+		}
+	}
+	return KT_OK;
+}
+
+int
+kt_b64_decode(
+    const char *in, size_t n, uint8_t *out, size_t outcap, size_t *outlen)
+{
+	const uint8_t *s = (const uint8_t *)in;
+	size_t o = 0, npad = 0;
+
+	if (n % 4 != 0)
+		return KT_EPARSE;
+	if (n > 0 && s[n - 1] == '=')
+		npad = (n > 1 && s[n - 2] == '=') ? 2 : 1;
+	if (KT_B64_DECMAX(n) - npad > outcap)
+		return KT_ETOOBIG;
+	for (size_t i = 0; i < n; i += 4) {
+		int v[4];
+		int last = (i + 4 == n);
+		size_t valid = last ? 4 - npad : 4;
+
+		for (size_t j = 0; j < 4; j++) {
+			if (j < valid) {
+				v[j] = b64_value(s[i + j]);
+				if (v[j] < 0)
+					return KT_EPARSE;
+			} else {
+				v[j] = 0;
+			}
+		}
+		uint32_t w = ((uint32_t)v[0] << 18) | ((uint32_t)v[1] << 12) |
+		    ((uint32_t)v[2] << 6) | (uint32_t)v[3];
+		out[o++] = (uint8_t)(w >> 16);
+		if (valid >= 3)
+			out[o++] = (uint8_t)(w >> 8);
+		if (valid == 4)
+			out[o++] = (uint8_t)w;
+		/* Canonical: the bits the padding hides must be zero. */
+		if (valid == 2 && (v[1] & 0x0f) != 0)
+			return KT_EPARSE;
+		if (valid == 3 && (v[2] & 0x03) != 0)
+			return KT_EPARSE;
+	}
+	*outlen = o;
+	return KT_OK;
+}
+
+int
+kt_b64_decode_exact(const char *in, size_t n, uint8_t *out, size_t want)
+{
+	uint8_t tmp[512];
+	size_t got;
+	int rc;
+
+	/* Decode into a scratch area so out is written only on success. */
+	if (want > sizeof(tmp)) {
+		if (KT_B64_ENCLEN(want) != n)
+			return KT_EPARSE;
+		rc = kt_b64_decode(in, n, out, want, &got);
+		return rc == KT_OK && got == want ? KT_OK : KT_EPARSE;
+	}
+	if (KT_B64_ENCLEN(want) != n)
+		return KT_EPARSE;
+	rc = kt_b64_decode(in, n, tmp, sizeof(tmp), &got);
+	if (rc != KT_OK || got != want) {
+		kt_wipe(tmp, sizeof(tmp));
+		return KT_EPARSE;
+	}
+	memcpy(out, tmp, want);
+	kt_wipe(tmp, want);
+	return KT_OK;
+}
+
+void
+kt_hex_encode(const uint8_t *in, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * n] = 0;
+}
+
+static int
+hex_value(uint8_t c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int
+kt_hex_decode_exact(const char *in, size_t n, uint8_t *out, size_t want)
+{
+	const uint8_t *s = (const uint8_t *)in;
+
+	if (want > SIZE_MAX / 2 || n != 2 * want)
+		return KT_EPARSE;
+	for (size_t i = 0; i < n; i++) {
+		if (hex_value(s[i]) < 0)
+			return KT_EPARSE;
+	}
+	for (size_t i = 0; i < want; i++)
+		out[i] = (uint8_t)(hex_value(s[2 * i]) << 4 |
+		    hex_value(s[2 * i + 1]));
+	return KT_OK;
+}
