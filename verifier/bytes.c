@@ -115,6 +115,18 @@ kt_buf_append(struct kt_buf *b, const void *p, size_t n)
 }
 
 int
+kt_buf_extend(struct kt_buf *b, size_t n, uint8_t **p)
+{
+	int rc;
+
+	if ((rc = buf_reserve(b, n)) != KT_OK)
+		return rc;
+	*p = b->p + b->len;
+	b->len += n;
+	return KT_OK;
+}
+
+int
 kt_buf_append_str(struct kt_buf *b, const char *s)
 {
 	return kt_buf_append(b, s, strlen(s));

@@ -81,20 +81,14 @@ kt_b64_encode(const uint8_t *in, size_t n, char *out, size_t outcap)
 int
 kt_b64_append(struct kt_buf *b, const uint8_t *in, size_t n)
 {
-	size_t old = b->len;
-	char chunk[KT_B64_ENCLEN(48)];
+	uint8_t *dst;
+	int rc;
 
-	/* Whole 3-byte groups encode independently, so go 48 bytes a time. */
-	for (size_t i = 0; i < n; i += 48) {
-		size_t k = n - i < 48 ? n - i : 48;
-		int rc;
-
-		b64_encode_raw(in + i, k, chunk);
-		if ((rc = kt_buf_append(b, chunk, KT_B64_ENCLEN(k))) != KT_OK) {
-			b->len = old;
-			return rc;
-		}
-	}
+	if (n > (SIZE_MAX / 4) * 3 - 3)
+		return KT_ETOOBIG;
+	if ((rc = kt_buf_extend(b, KT_B64_ENCLEN(n), &dst)) != KT_OK)
+		return rc;
+	b64_encode_raw(in, n, (char *)dst);
 	return KT_OK;
 }
 

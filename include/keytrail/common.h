@@ -80,6 +80,12 @@ struct kt_buf {
 void kt_buf_init(struct kt_buf *b, size_t max);
 /* Appends n bytes.  KT_ETOOBIG past max, KT_ENOMEM; b unchanged on error. */
 int kt_buf_append(struct kt_buf *b, const void *p, size_t n) KT_MUST_CHECK;
+/*
+ * Appends n uninitialised bytes and points *p at them, for writers that
+ * fill a known length in place.  Same errors as kt_buf_append; on error b
+ * is unchanged and *p is not written.
+ */
+int kt_buf_extend(struct kt_buf *b, size_t n, uint8_t **p) KT_MUST_CHECK;
 /* Appends a NUL-terminated string (without the NUL). */
 int kt_buf_append_str(struct kt_buf *b, const char *s) KT_MUST_CHECK;
 /* Appends one byte. */
