@@ -44,7 +44,8 @@ kt_leaf_hash(const uint8_t *data, size_t len, struct kt_hash *out)
 	SHA256_Init(&c);
 	if (len < sizeof(small)) {
 		small[0] = 0x00;
-		memcpy(small + 1, data, len);
+		if (len > 0)
+			memcpy(small + 1, data, len);
 		SHA256_Update(&c, small, 1 + len);
 	} else {
 		const uint8_t prefix = 0x00;

@@ -44,6 +44,12 @@ enum {
 /* Returns a static, human-readable name for err; never NULL. */
 const char *kt_strerror(int err);
 
+/*
+ * Largest log entry, in bytes: C2SP entry bundles carry each entry's
+ * length in two bytes.
+ */
+#define KT_ENTRY_MAX 65535
+
 /* A SHA-256 hash. */
 #define KT_HASH_SIZE 32
 struct kt_hash {

@@ -19,9 +19,6 @@
 extern "C" {
 #endif
 
-/* Largest entry: an entry bundle stores lengths in two bytes. */
-#define KT_ENTRY_MAX 65535
-
 /* Deepest nesting of objects and arrays inside an entry. */
 #define KT_ENTRY_DEPTH_MAX 4
 

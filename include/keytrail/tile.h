@@ -55,8 +55,6 @@ extern "C" {
 #define KT_TILE_PATH_MAX 64
 /* Bytes in a full hash tile. */
 #define KT_TILE_DATA_MAX (KT_TILE_WIDTH * KT_HASH_SIZE)
-/* Largest entry an entry bundle can carry (its 2-byte length prefix). */
-#define KT_ENTRY_MAX 65535
 /* Largest full entry bundle: 256 entries of KT_ENTRY_MAX bytes. */
 #define KT_ENTRY_BUNDLE_MAX (KT_TILE_WIDTH * (2 + KT_ENTRY_MAX))
 /*

@@ -70,7 +70,8 @@ tu_load_json(const char *rel)
 
 	n = snprintf(path, sizeof(path), "%s/%s", tu_vectors_dir(), rel);
 	assert_true(n > 0 && (size_t)n < sizeof(path));
-	j = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
+	/* JSON_ALLOW_NUL: some note vectors hold a NUL inside a string. */
+	j = json_load_file(path, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
 	if (j == NULL)
 		fail_msg(
 		    "cannot load %s: %s (line %d)", path, err.text, err.line);
