@@ -6,7 +6,7 @@ set -eu
 pkgs="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
 libssl-dev openssl liblmdb-dev lmdb-utils libevent-dev libjansson-dev
 softhsm2 libp11-dev libp11-kit-dev p11-kit opensc libcmocka-dev
-curl wrk nginx-light"
+zlib1g-dev curl wrk nginx-light"
 
 missing=""
 for p in $pkgs; do

@@ -1,5 +1,5 @@
 /*
- * keytrail-bench: measures libkeytrail's Merkle work against raw OpenSSL
+ * keytrail bench merkle: measures libkeytrail's Merkle work against raw OpenSSL
  * SHA-256 in the same run, so the ratios mean something on a shared,
  * noisy machine.  Each figure is the best of several rounds, and the
  * baseline and the measurement alternate round by round.
@@ -20,6 +20,7 @@
 
 #include <openssl/sha.h>
 
+#include "cli.h"
 #include "keytrail/merkle.h"
 
 #define BENCH_ROUNDS 5
@@ -133,13 +134,13 @@ bench_inclusion(void)
 }
 
 int
-main(int argc, char **argv)
+bench_merkle(int argc, char **argv)
 {
 	double node = 0, build = 0, cold = 0, incl = 0;
 
 	(void)argv;
 	if (argc > 1) {
-		fprintf(stderr, "usage: keytrail-bench\n");
+		fprintf(stderr, "usage: keytrail bench merkle\n");
 		return 2;
 	}
 	for (int r = 0; r < BENCH_ROUNDS; r++) {
@@ -154,7 +155,7 @@ main(int argc, char **argv)
 		if ((v = bench_inclusion()) > incl)
 			incl = v;
 	}
-	printf("keytrail-bench: best of %d rounds of %.1f s each\n",
+	printf("keytrail bench merkle: best of %d rounds of %.1f s each\n",
 	    BENCH_ROUNDS, BENCH_SECONDS);
 	printf("%-34s %14.0f /s\n", "raw OpenSSL SHA-256 node hashes", node);
 	printf("%-34s %14.0f /s  (%u leaves of 32 bytes)\n",

@@ -1,0 +1,1452 @@
+/*
+ * HTTP API handlers.  Every handler replies exactly once through http.c.
+ * Reads take one short store read session; writes go to the sequencer and
+ * reply from its completion callback, with the inclusion proof against the
+ * checkpoint that covers the entry.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+
+#include "api.h"
+#include "keytrail/checkpoint.h"
+#include "keytrail/encoding.h"
+#include "keytrail/entry.h"
+#include "keytrail/merkle.h"
+#include "keytrail/tile.h"
+#include "keytrail/tlogproof.h"
+#include "log.h"
+
+/* Page size limits for /v1/search. */
+#define API_SEARCH_DEFAULT 100
+#define API_SEARCH_MAX 1000
+/* Longest artifact name logged. */
+#define API_ARTIFACT_NAME_MAX 255
+/* Longest key label. */
+#define API_LABEL_MAX 64
+/* Longest revocation reason. */
+#define API_REASON_MAX 255
+/* Largest DER SubjectPublicKeyInfo accepted (RSA-4096 is ~550 bytes). */
+#define API_SPKI_MAX 2048
+/* Largest signature accepted (RSA-4096: 512 bytes). */
+#define API_SIG_MAX 1024
+
+static const char *const no_params[] = { NULL };
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static void
+api_time(char out[32])
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Parses a canonical decimal query value below KT_SIZE_MAX. */
+static int
+api_u64(const char *s, uint64_t *out)
+{
+	if (s == NULL)
+		return KT_EPARSE;
+	return kt_parse_u64(
+	    (const uint8_t *)s, strlen(s), KT_SIZE_MAX - 1, out);
+}
+
+static void
+api_reply_kt(struct http_req *r, int rc, const char *detail)
+{
+	int status = http_status_for(rc);
+	const char *error;
+
+	switch (status) {
+	case 400:
+		error = "bad_request";
+		break;
+	case 401:
+		error = "unauthenticated";
+		break;
+	case 403:
+		error = "forbidden";
+		break;
+	case 404:
+		error = "not_found";
+		break;
+	case 409:
+		error = "conflict";
+		break;
+	case 413:
+		error = "too_large";
+		break;
+	case 422:
+		error = "verification_failed";
+		break;
+	case 503:
+		error = "unavailable";
+		break;
+	default:
+		error = "internal";
+		break;
+	}
+	http_reply_error(r, status, error, detail ? detail : kt_strerror(rc));
+}
+
+/* Starts a read session or replies 503 and returns NULL. */
+static struct store_rd *
+api_rd(struct api *a, struct http_req *r)
+{
+	struct store_rd *rd = NULL;
+
+	if (store_rd_begin(a->st, &rd) != KT_OK) {
+		http_reply_error(
+		    r, 503, "unavailable", "log storage unavailable");
+		return NULL;
+	}
+	return rd;
+}
+
+/*
+ * Authenticates the bearer token and checks that the principal holds one
+ * of roles.  Replies 401/403 and returns NULL on failure.
+ */
+static const struct principal *
+api_auth(struct api *a, struct http_req *r, unsigned roles)
+{
+	const char *h = http_req_header(r, "Authorization");
+	const struct principal *p;
+	size_t len;
+
+	if (h == NULL || strncmp(h, "Bearer ", 7) != 0) {
+		a->auth_failures++;
+		http_reply_error(
+		    r, 401, "unauthenticated", "missing bearer token");
+		return NULL;
+	}
+	h += 7;
+	len = strlen(h);
+	if (len == 0 || len > 256 ||
+	    (p = conf_authenticate(a->conf, (const uint8_t *)h, len)) == NULL) {
+		a->auth_failures++;
+		log_warn("auth: bad token from %s", http_req_peer(r));
+		http_reply_error(
+		    r, 401, "unauthenticated", "unknown bearer token");
+		return NULL;
+	}
+	if ((p->roles & roles) == 0) {
+		log_warn("auth: %s lacks the role for %s", p->name,
+		    http_req_path(r));
+		http_reply_error(
+		    r, 403, "forbidden", "principal lacks the required role");
+		return NULL;
+	}
+	return p;
+}
+
+/* Parses the body as one JSON object; replies 400 and NULL otherwise. */
+static json_t *
+api_body(struct http_req *r)
+{
+	struct kt_bytes b = http_req_body(r);
+	json_error_t err;
+	json_t *j;
+	/*
+	 * The body is parsed strictly as JSON whatever Content-Type says, so
+	 * a plain `curl -d` works.
+	 */
+	j = json_loadb((const char *)b.p, b.len, JSON_REJECT_DUPLICATES, &err);
+	if (j == NULL || !json_is_object(j)) {
+		char detail[200];
+
+		snprintf(detail, sizeof(detail), "body: %s",
+		    j ? "must be a JSON object" : err.text);
+		json_decref(j);
+		http_reply_error(r, 400, "bad_request", detail);
+		return NULL;
+	}
+	return j;
+}
+
+/* Refuses body fields outside allowed (NULL-terminated). */
+static int
+api_fields(struct http_req *r, json_t *j, const char *const *allowed)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(j, k, v)
+	{
+		int ok = 0;
+
+		for (size_t i = 0; allowed[i] != NULL; i++)
+			ok |= strcmp(k, allowed[i]) == 0;
+		if (!ok) {
+			char detail[128];
+
+			snprintf(
+			    detail, sizeof(detail), "%.64s: unknown field", k);
+			http_reply_error(r, 400, "bad_request", detail);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* A required string field of at most max bytes, or NULL (replied 400). */
+static const char *
+api_str(
+    struct http_req *r, json_t *j, const char *field, size_t max, int required)
+{
+	json_t *v = json_object_get(j, field);
+	char detail[128];
+
+	if (v == NULL && !required)
+		return "";
+	if (!json_is_string(v)) {
+		snprintf(detail, sizeof(detail), "%s: %s", field,
+		    v ? "must be a string" : "required");
+		http_reply_error(r, 400, "bad_request", detail);
+		return NULL;
+	}
+	if (json_string_length(v) > max ||
+	    strlen(json_string_value(v)) != json_string_length(v)) {
+		snprintf(detail, sizeof(detail),
+		    "%s: must be at most %zu bytes, no NUL", field, max);
+		http_reply_error(r, json_string_length(v) > max ? 413 : 400,
+		    json_string_length(v) > max ? "too_large" : "bad_request",
+		    detail);
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
+/* ---- keys ---------------------------------------------------------------
+ * The key registry lives in the store's "keys" table: key ID (64 hex) ->
+ * a JSON record {"alg","label","spki","state"[,"reason"]}.
+ */
+
+/* Serialises a key record (sorted, compact) into out. */
+static int
+api_record(const json_t *rec, struct kt_buf *out)
+{
+	char *s = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
+	int rc;
+
+	if (s == NULL)
+		return KT_ENOMEM;
+	rc = kt_buf_append_str(out, s);
+	free(s);
+	return rc;
+}
+
+/* Loads a key record; NULL if unknown. */
+static json_t *
+api_key_load(struct store_rd *rd, const char *keyid)
+{
+	struct kt_buf b;
+	json_t *j = NULL;
+
+	kt_buf_init(&b, 64 * 1024);
+	if (strlen(keyid) == 64 &&
+	    store_rd_get(rd, STORE_DB_KEYS, (const uint8_t *)keyid, 64, &b) ==
+		KT_OK)
+		j = json_loadb((const char *)b.p, b.len, 0, NULL);
+	kt_buf_free(&b);
+	return j;
+}
+
+/*
+ * Names the algorithm of a public key as log entries do, and refuses
+ * anything below the floor (P-256, RSA-3072; DESIGN.md section 7).
+ */
+static const char *
+api_key_alg(EVP_PKEY *pk)
+{
+	char group[64];
+	size_t glen = 0;
+
+	switch (EVP_PKEY_get_base_id(pk)) {
+	case EVP_PKEY_ED25519:
+		return "ed25519";
+	case EVP_PKEY_EC:
+		if (EVP_PKEY_get_utf8_string_param(
+			pk, "group", group, sizeof(group), &glen) != 1)
+			return NULL;
+		if (strcmp(group, "prime256v1") == 0)
+			return "ecdsa-p256-sha256";
+		if (strcmp(group, "secp384r1") == 0)
+			return "ecdsa-p384-sha256";
+		return NULL;
+	case EVP_PKEY_RSA:
+	case EVP_PKEY_RSA_PSS:
+		if (EVP_PKEY_get_bits(pk) == 3072)
+			return "rsa3072-pss-sha256";
+		if (EVP_PKEY_get_bits(pk) == 4096)
+			return "rsa4096-pss-sha256";
+		return NULL;
+	default:
+		return NULL;
+	}
+}
+
+/*
+ * Verifies sig over the 32-byte digest with the key's SPKI: pre-hashed
+ * ECDSA and RSA-PSS (SHA-256, salt 32), or Ed25519 over the digest bytes.
+ */
+static int
+api_verify_sig(const uint8_t *spki, size_t spkilen, const char *alg,
+    const uint8_t digest[32], const uint8_t *sig, size_t siglen)
+{
+	const uint8_t *p = spki;
+	EVP_PKEY *pk = d2i_PUBKEY(NULL, &p, (long)spkilen);
+	EVP_PKEY_CTX *pctx = NULL;
+	EVP_MD_CTX *md = NULL;
+	int ok = 0;
+
+	if (pk == NULL)
+		return KT_EVERIFY;
+	if (strcmp(alg, "ed25519") == 0) {
+		if ((md = EVP_MD_CTX_new()) != NULL &&
+		    EVP_DigestVerifyInit(md, NULL, NULL, NULL, pk) == 1)
+			ok = EVP_DigestVerify(md, sig, siglen, digest, 32) == 1;
+	} else if ((pctx = EVP_PKEY_CTX_new(pk, NULL)) != NULL &&
+	    EVP_PKEY_verify_init(pctx) == 1 &&
+	    EVP_PKEY_CTX_set_signature_md(pctx, EVP_sha256()) == 1) {
+		if (strncmp(alg, "rsa", 3) == 0 &&
+		    (EVP_PKEY_CTX_set_rsa_padding(
+			 pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+			EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, 32) != 1))
+			goto out;
+		ok = EVP_PKEY_verify(pctx, sig, siglen, digest, 32) == 1;
+	}
+out:
+	EVP_MD_CTX_free(md);
+	EVP_PKEY_CTX_free(pctx);
+	EVP_PKEY_free(pk);
+	return ok ? KT_OK : KT_EVERIFY;
+}
+
+/* ---- write path --------------------------------------------------------- */
+
+enum api_write_kind {
+	API_W_ENTRY,
+	API_W_KEY
+};
+
+struct api_write {
+	struct seq_req req; /* first: the sequencer hands this back */
+	struct api *a;
+	struct http_req *r;
+	enum api_write_kind kind;
+	struct kt_buf entry;
+	char keyid[65];
+	char digest[65];
+	struct kt_buf artifact;
+	struct kt_buf keyrec;
+	struct store_put put;
+};
+
+static void
+api_write_free(struct api_write *w)
+{
+	if (w == NULL)
+		return;
+	kt_buf_free(&w->entry);
+	kt_buf_free(&w->artifact);
+	kt_buf_free(&w->keyrec);
+	free(w);
+}
+
+static struct api_write *
+api_write_new(struct api *a, struct http_req *r, enum api_write_kind kind)
+{
+	struct api_write *w = calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		return NULL;
+	w->a = a;
+	w->r = r;
+	w->kind = kind;
+	kt_buf_init(&w->entry, KT_ENTRY_MAX);
+	kt_buf_init(&w->artifact, API_ARTIFACT_NAME_MAX + 1);
+	kt_buf_init(&w->keyrec, 64 * 1024);
+	return w;
+}
+
+static void
+api_latency(struct api *a, double seconds)
+{
+	static const double bounds[] = { 0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
+		0.1, 0.2, 0.5, 1, 2 };
+	size_t i;
+
+	for (i = 0; i < sizeof(bounds) / sizeof(bounds[0]); i++) {
+		if (seconds <= bounds[i])
+			break;
+	}
+	a->latency_hist[i]++;
+	a->latency_sum += seconds;
+	a->latency_count++;
+}
+
+/*
+ * Builds the tlog-proof of the entry at index against the checkpoint cp,
+ * reading the entry back from the log (for duplicates it is the first
+ * entry's bytes, not this request's).
+ */
+static int
+api_proof(struct api *a, uint64_t index, const uint8_t *note, size_t notelen,
+    uint64_t size, struct kt_buf *entry_out, struct kt_buf *proof_out)
+{
+	struct store_rd *rd = NULL;
+	struct kt_hash proof[KT_PROOF_MAX];
+	struct kt_bytes extra;
+	size_t np;
+	int rc;
+
+	if ((rc = store_rd_begin(a->st, &rd)) != KT_OK)
+		return rc;
+	if ((rc = store_rd_entry(rd, index, entry_out)) != KT_OK)
+		goto out;
+	if ((rc = kt_prove_inclusion(
+		 size, index, store_rd_read_hashes, rd, proof, &np)) != KT_OK)
+		goto out;
+	extra.p = entry_out->p;
+	extra.len = entry_out->len;
+	rc = kt_tlogproof_format(
+	    &extra, index, proof, np, note, notelen, proof_out);
+out:
+	store_rd_end(rd);
+	return rc;
+}
+
+static void
+api_write_done(struct seq_req *req, void *arg)
+{
+	struct api_write *w = arg;
+	struct api *a = w->a;
+	struct kt_buf entry, proof;
+	struct kt_hash leaf;
+	char hex[65];
+	json_t *j;
+	int rc;
+
+	(void)req;
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		api_latency(a,
+		    (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 -
+			w->req.submitted);
+	}
+	if (w->req.rc != KT_OK) {
+		log_warn("write from %s not logged: %s", http_req_peer(w->r),
+		    w->req.err);
+		http_reply_error(w->r, 503, "unavailable", w->req.err);
+		api_write_free(w);
+		return;
+	}
+	kt_buf_init(&entry, KT_ENTRY_MAX);
+	kt_buf_init(&proof, KT_TLOGPROOF_MAX);
+	rc = api_proof(a, w->req.item.index, w->req.cp->note.p,
+	    w->req.cp->note.len, w->req.cp->size, &entry, &proof);
+	if (rc != KT_OK) {
+		log_err("proof for entry %llu: %s",
+		    (unsigned long long)w->req.item.index, kt_strerror(rc));
+		http_reply_error(w->r, 500, "internal",
+		    "entry logged but its proof could not be built");
+		goto out;
+	}
+	kt_leaf_hash(entry.p, entry.len, &leaf);
+	kt_hex_encode(leaf.b, 32, hex);
+	j = json_pack("{s:I, s:s, s:s%, s:I}", "index",
+	    (json_int_t)w->req.item.index, "leaf_hash", hex, "proof",
+	    (const char *)proof.p, proof.len, "size",
+	    (json_int_t)w->req.cp->size);
+	if (j != NULL && w->kind == API_W_KEY)
+		json_object_set_new(j, "key", json_string(w->keyid));
+	if (j != NULL && w->req.item.duplicate)
+		json_object_set_new(j, "duplicate", json_true());
+	http_reply_json(w->r, 200, j);
+out:
+	kt_buf_free(&entry);
+	kt_buf_free(&proof);
+	seq_cp_release(w->req.cp);
+	api_write_free(w);
+}
+
+/* Encodes the entry and submits w; replies on any failure. */
+static void
+api_submit(struct api *a, struct api_write *w, json_t *entry)
+{
+	int rc;
+
+	rc = kt_entry_encode(entry, &w->entry);
+	json_decref(entry);
+	if (rc != KT_OK) {
+		api_reply_kt(w->r, rc == KT_ETOOBIG ? KT_ETOOBIG : KT_EINTERNAL,
+		    rc == KT_ETOOBIG ? "entry larger than 65535 bytes"
+				     : "entry could not be encoded");
+		api_write_free(w);
+		return;
+	}
+	w->req.item.entry.p = w->entry.p;
+	w->req.item.entry.len = w->entry.len;
+	kt_leaf_hash(w->entry.p, w->entry.len, &w->req.item.leaf);
+	w->req.done = api_write_done;
+	w->req.arg = w;
+	if (a->shutting_down || seq_submit(a->seq, &w->req) != KT_OK) {
+		http_reply_error(w->r, 503, "unavailable",
+		    "the log is not accepting entries");
+		api_write_free(w);
+		return;
+	}
+	a->entries_submitted++;
+}
+
+/* POST /v1/entries: log a signature made elsewhere by a registered key. */
+static void
+api_post_entries(struct http_req *r, void *arg)
+{
+	static const char *const fields[] = { "key", "digest", "sig",
+		"artifact", NULL };
+	static const char *const afields[] = { "name", "size", NULL };
+	struct api *a = arg;
+	const struct principal *p;
+	struct store_rd *rd;
+	struct api_write *w = NULL;
+	json_t *body = NULL, *rec = NULL, *art, *entry = NULL;
+	const char *keyid, *digest, *sig, *alg, *spki, *state;
+	uint8_t dig[32], sigb[API_SIG_MAX], spkib[API_SPKI_MAX];
+	size_t siglen, spkilen;
+	char now[32];
+
+	if ((p = api_auth(a, r, ROLE_SUBMITTER)) == NULL)
+		return;
+	if ((body = api_body(r)) == NULL)
+		return;
+	if (api_fields(r, body, fields) != 0 ||
+	    (keyid = api_str(r, body, "key", 64, 1)) == NULL ||
+	    (digest = api_str(r, body, "digest", 64, 1)) == NULL ||
+	    (sig = api_str(r, body, "sig", 2 * API_SIG_MAX, 1)) == NULL)
+		goto out;
+	if (kt_hex_decode_exact(digest, strlen(digest), dig, 32) != KT_OK) {
+		http_reply_error(r, 400, "bad_request",
+		    "digest: must be 64 lowercase hex digits (SHA-256)");
+		goto out;
+	}
+	if (kt_b64_decode(sig, strlen(sig), sigb, sizeof(sigb), &siglen) !=
+		KT_OK ||
+	    siglen == 0) {
+		http_reply_error(
+		    r, 400, "bad_request", "sig: must be canonical base64");
+		goto out;
+	}
+	art = json_object_get(body, "artifact");
+	if (art != NULL) {
+		json_t *name = json_object_get(art, "name");
+		json_t *size = json_object_get(art, "size");
+
+		if (!json_is_object(art) || api_fields(r, art, afields) != 0) {
+			if (!json_is_object(art))
+				http_reply_error(r, 400, "bad_request",
+				    "artifact: must be an object");
+			goto out;
+		}
+		if (name != NULL &&
+		    (!json_is_string(name) || json_string_length(name) == 0 ||
+			json_string_length(name) > API_ARTIFACT_NAME_MAX ||
+			strlen(json_string_value(name)) !=
+			    json_string_length(name))) {
+			http_reply_error(r, 400, "bad_request",
+			    "artifact.name: must be a string of 1 to 255 "
+			    "bytes");
+			goto out;
+		}
+		if (size != NULL &&
+		    (!json_is_integer(size) || json_integer_value(size) < 0)) {
+			http_reply_error(r, 400, "bad_request",
+			    "artifact.size: must be a non-negative integer");
+			goto out;
+		}
+	}
+	if ((rd = api_rd(a, r)) == NULL)
+		goto out;
+	rec = api_key_load(rd, keyid);
+	store_rd_end(rd);
+	if (rec == NULL) {
+		http_reply_error(r, 404, "unknown_key",
+		    "key: no registered key has this ID");
+		goto out;
+	}
+	alg = json_string_value(json_object_get(rec, "alg"));
+	spki = json_string_value(json_object_get(rec, "spki"));
+	state = json_string_value(json_object_get(rec, "state"));
+	if (alg == NULL || spki == NULL || state == NULL ||
+	    kt_b64_decode(spki, strlen(spki), spkib, sizeof(spkib), &spkilen) !=
+		KT_OK) {
+		http_reply_error(r, 500, "internal", "key record unreadable");
+		goto out;
+	}
+	if (strcmp(state, "active") != 0) {
+		log_warn("entries: %s submitted for %s key %s", p->name, state,
+		    keyid);
+		http_reply_error(r, 403, "key_revoked",
+		    "key: revoked keys cannot log new signatures");
+		goto out;
+	}
+	if (api_verify_sig(spkib, spkilen, alg, dig, sigb, siglen) != KT_OK) {
+		http_reply_error(r, 422, "bad_signature",
+		    "sig: does not verify over digest with this key");
+		goto out;
+	}
+	if ((w = api_write_new(a, r, API_W_ENTRY)) == NULL) {
+		http_reply_error(r, 500, "internal", "out of memory");
+		goto out;
+	}
+	/*
+	 * Resubmitting the same signature (same key, digest, signature and
+	 * artifact) must return its first index even though a new entry
+	 * would carry a new time: the store deduplicates on this key, inside
+	 * the write transaction.
+	 */
+	api_time(now);
+	{
+		json_t *sub = json_pack("{s:s, s:s, s:s, s:s}", "kind",
+		    "submission", "key", keyid, "digest", digest, "sig", sig);
+		static const char tag[] = "keytrail dedup v1\n";
+		struct kt_buf sb;
+
+		kt_buf_init(&sb, KT_ENTRY_MAX + sizeof(tag));
+		if (sub != NULL && art != NULL)
+			json_object_set(sub, "artifact", art);
+		if (sub == NULL || kt_entry_encode(sub, &sb) != KT_OK ||
+		    kt_buf_append(&sb, tag, sizeof(tag) - 1) != KT_OK) {
+			json_decref(sub);
+			kt_buf_free(&sb);
+			http_reply_error(
+			    r, 400, "bad_request", "submission too large");
+			api_write_free(w);
+			goto out;
+		}
+		/* The tag comes last: the canonical JSON fixes its own end. */
+		SHA256(sb.p, sb.len, w->req.item.dedup.b);
+		w->req.item.has_dedup = 1;
+		json_decref(sub);
+		kt_buf_free(&sb);
+	}
+	entry = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:[], s:s}",
+	    "kind", "signature", "key", keyid, "alg", alg, "digest", digest,
+	    "sig", sig, "principal", p->name, "time", now, "approvers",
+	    "policy", a->policy_hex);
+	if (entry != NULL && art != NULL)
+		json_object_set(entry, "artifact", art);
+	memcpy(w->keyid, keyid, 65);
+	memcpy(w->digest, digest, 65);
+	w->req.item.by_key.p = (const uint8_t *)w->keyid;
+	w->req.item.by_key.len = 64;
+	w->req.item.by_digest.p = (const uint8_t *)w->digest;
+	w->req.item.by_digest.len = 64;
+	if (art != NULL && json_is_string(json_object_get(art, "name"))) {
+		const char *n = json_string_value(json_object_get(art, "name"));
+
+		if (kt_buf_append_str(&w->artifact, n) == KT_OK) {
+			w->req.item.by_artifact.p = w->artifact.p;
+			w->req.item.by_artifact.len = w->artifact.len;
+		}
+	}
+	if (entry == NULL) {
+		http_reply_error(r, 500, "internal", "out of memory");
+		api_write_free(w);
+		goto out;
+	}
+	api_submit(a, w, entry);
+out:
+	json_decref(rec);
+	json_decref(body);
+}
+
+/* Fills the key record and entry of an import; replies on failure. */
+static int
+api_key_import(struct api *a, struct http_req *r, const struct principal *p,
+    json_t *body, struct api_write *w, json_t **entry)
+{
+	const char *spki, *label, *alg;
+	uint8_t der[API_SPKI_MAX], *re = NULL;
+	const uint8_t *dp = der;
+	struct store_rd *rd;
+	EVP_PKEY *pk = NULL;
+	json_t *exists, *rec;
+	struct kt_hash id;
+	char now[32];
+	size_t dlen;
+	int relen, rc = -1;
+
+	if ((spki = api_str(r, body, "spki", 4 * API_SPKI_MAX / 3 + 4, 1)) ==
+		NULL ||
+	    (label = api_str(r, body, "label", API_LABEL_MAX, 1)) == NULL)
+		return -1;
+	if (label[0] == 0 ||
+	    strspn(label,
+		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		"0123456789-_.") != strlen(label)) {
+		http_reply_error(r, 400, "bad_request",
+		    "label: must be 1-64 of [A-Za-z0-9-_.]");
+		return -1;
+	}
+	if (kt_b64_decode(spki, strlen(spki), der, sizeof(der), &dlen) !=
+		KT_OK ||
+	    (pk = d2i_PUBKEY(NULL, &dp, (long)dlen)) == NULL ||
+	    dp != der + dlen) {
+		http_reply_error(r, 400, "bad_request",
+		    "spki: must be base64 of a DER SubjectPublicKeyInfo");
+		goto out;
+	}
+	/* The key ID hashes the DER; insist on its one canonical form. */
+	relen = i2d_PUBKEY(pk, &re);
+	if (relen <= 0 || (size_t)relen != dlen || memcmp(re, der, dlen) != 0) {
+		http_reply_error(
+		    r, 400, "bad_request", "spki: not in canonical DER");
+		goto out;
+	}
+	if ((alg = api_key_alg(pk)) == NULL) {
+		http_reply_error(r, 400, "weak_key",
+		    "spki: supported keys are ECDSA P-256/P-384, RSA "
+		    "3072/4096 (PSS) and Ed25519");
+		goto out;
+	}
+	SHA256(der, dlen, id.b);
+	kt_hex_encode(id.b, 32, w->keyid);
+	if ((rd = api_rd(a, r)) == NULL)
+		goto out;
+	exists = api_key_load(rd, w->keyid);
+	store_rd_end(rd);
+	if (exists != NULL) {
+		json_decref(exists);
+		http_reply_error(
+		    r, 409, "conflict", "spki: this key is already registered");
+		goto out;
+	}
+	api_time(now);
+	rec = json_pack("{s:s, s:s, s:s, s:s}", "alg", alg, "label", label,
+	    "spki", spki, "state", "active");
+	*entry = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "kind",
+	    "key", "action", "import", "key", w->keyid, "alg", alg, "spki",
+	    spki, "label", label, "principal", p->name, "time", now);
+	if (rec == NULL || *entry == NULL) {
+		json_decref(rec);
+		json_decref(*entry);
+		*entry = NULL;
+		http_reply_error(r, 500, "internal", "out of memory");
+		goto out;
+	}
+	if (api_record(rec, &w->keyrec) != KT_OK) {
+		json_decref(rec);
+		json_decref(*entry);
+		*entry = NULL;
+		http_reply_error(r, 500, "internal", "key record");
+		goto out;
+	}
+	json_decref(rec);
+	rc = 0;
+out:
+	OPENSSL_free(re);
+	EVP_PKEY_free(pk);
+	return rc;
+}
+
+/* Fills the record update and entry of a revocation. */
+static int
+api_key_revoke(struct api *a, struct http_req *r, const struct principal *p,
+    json_t *body, struct api_write *w, json_t **entry)
+{
+	const char *keyid, *reason, *state;
+	struct store_rd *rd;
+	json_t *rec;
+	char now[32];
+
+	if ((keyid = api_str(r, body, "key", 64, 1)) == NULL ||
+	    (reason = api_str(r, body, "reason", API_REASON_MAX, 1)) == NULL)
+		return -1;
+	if (reason[0] == 0) {
+		http_reply_error(
+		    r, 400, "bad_request", "reason: required for a revocation");
+		return -1;
+	}
+	if ((rd = api_rd(a, r)) == NULL)
+		return -1;
+	rec = api_key_load(rd, keyid);
+	store_rd_end(rd);
+	if (rec == NULL) {
+		http_reply_error(r, 404, "unknown_key",
+		    "key: no registered key has this ID");
+		return -1;
+	}
+	state = json_string_value(json_object_get(rec, "state"));
+	if (state != NULL && strcmp(state, "revoked") == 0) {
+		json_decref(rec);
+		http_reply_error(r, 409, "conflict", "key: already revoked");
+		return -1;
+	}
+	memcpy(w->keyid, keyid, 65);
+	api_time(now);
+	json_object_set_new(rec, "state", json_string("revoked"));
+	json_object_set_new(rec, "reason", json_string(reason));
+	*entry = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "kind", "key",
+	    "action", "revoke", "key", keyid, "alg",
+	    json_string_value(json_object_get(rec, "alg")), "reason", reason,
+	    "principal", p->name, "time", now);
+	if (*entry == NULL || api_record(rec, &w->keyrec) != KT_OK) {
+		json_decref(rec);
+		json_decref(*entry);
+		*entry = NULL;
+		http_reply_error(r, 500, "internal", "key record");
+		return -1;
+	}
+	json_decref(rec);
+	return 0;
+}
+
+/* POST /v1/keys (admin): import a public key or revoke a key. */
+static void
+api_post_keys(struct http_req *r, void *arg)
+{
+	static const char *const fimport[] = { "action", "spki", "label",
+		NULL };
+	static const char *const frevoke[] = { "action", "key", "reason",
+		NULL };
+	struct api *a = arg;
+	const struct principal *p;
+	struct api_write *w = NULL;
+	json_t *body, *entry = NULL;
+	const char *action;
+	int rc;
+
+	if ((p = api_auth(a, r, ROLE_ADMIN)) == NULL)
+		return;
+	if ((body = api_body(r)) == NULL)
+		return;
+	if ((action = api_str(r, body, "action", 32, 1)) == NULL)
+		goto out;
+	if ((w = api_write_new(a, r, API_W_KEY)) == NULL) {
+		http_reply_error(r, 500, "internal", "out of memory");
+		goto out;
+	}
+	if (strcmp(action, "import") == 0) {
+		rc = api_fields(r, body, fimport) != 0 ||
+		    api_key_import(a, r, p, body, w, &entry) != 0;
+	} else if (strcmp(action, "revoke") == 0) {
+		rc = api_fields(r, body, frevoke) != 0 ||
+		    api_key_revoke(a, r, p, body, w, &entry) != 0;
+	} else {
+		http_reply_error(
+		    r, 400, "bad_request", "action: must be import or revoke");
+		rc = 1;
+	}
+	if (rc != 0) {
+		api_write_free(w);
+		goto out;
+	}
+	w->put.db = STORE_DB_KEYS;
+	w->put.key.p = (const uint8_t *)w->keyid;
+	w->put.key.len = 64;
+	w->put.val.p = w->keyrec.p;
+	w->put.val.len = w->keyrec.len;
+	w->req.item.puts = &w->put;
+	w->req.item.nputs = 1;
+	w->req.item.by_key.p = (const uint8_t *)w->keyid;
+	w->req.item.by_key.len = 64;
+	log_info("keys: %s by %s for %s", action, p->name, w->keyid);
+	api_submit(a, w, entry);
+out:
+	json_decref(body);
+}
+
+/* ---- read path ---------------------------------------------------------- */
+
+static void
+api_get_checkpoint(struct http_req *r, void *arg)
+{
+	struct api *a = arg;
+	struct store_rd *rd;
+	struct kt_buf note;
+	int rc;
+
+	if ((rd = api_rd(a, r)) == NULL)
+		return;
+	kt_buf_init(&note, KT_NOTE_MAX);
+	rc = store_rd_checkpoint(rd, &note);
+	store_rd_end(rd);
+	if (rc != KT_OK)
+		api_reply_kt(r, rc, "no checkpoint");
+	else
+		http_reply_bytes(r, 200, "text/plain; charset=utf-8",
+		    "no-cache", note.p, note.len);
+	kt_buf_free(&note);
+}
+
+static void
+api_get_tile(struct http_req *r, void *arg)
+{
+	struct api *a = arg;
+	const char *path = http_req_path(r) + 1;
+	struct store_rd *rd;
+	struct kt_tile t;
+	struct kt_buf data;
+	int rc, full;
+
+	if (kt_tile_parse(path, strlen(path), &t) != KT_OK) {
+		http_reply_error(r, 404, "not_found", "not a tile path");
+		return;
+	}
+	if ((rd = api_rd(a, r)) == NULL)
+		return;
+	kt_buf_init(&data, 256 * (KT_ENTRY_MAX + 2));
+	if (t.level == KT_TILE_ENTRIES)
+		rc = store_rd_bundle(rd, t.index, t.width, &data);
+	else
+		rc = store_rd_tile(rd, t.level, t.index, t.width, &data);
+	store_rd_end(rd);
+	full = t.width == KT_TILE_WIDTH;
+	/*
+	 * C2SP tlog-tiles: full tiles never change; a partial tile of a given
+	 * width never changes either, but it is not kept forever, so it gets a
+	 * short lifetime.
+	 */
+	if (rc != KT_OK)
+		api_reply_kt(r, rc == KT_EINVAL ? KT_ENOTFOUND : rc,
+		    "tile not in the tree");
+	else if (t.level == KT_TILE_ENTRIES)
+		http_reply_bundle(r,
+		    full ? "public, max-age=31536000, immutable"
+			 : "public, max-age=60",
+		    data.p, data.len);
+	else
+		http_reply_bytes(r, 200, "application/octet-stream",
+		    full ? "public, max-age=31536000, immutable"
+			 : "public, max-age=60",
+		    data.p, data.len);
+	kt_buf_free(&data);
+}
+
+static void
+api_get_log(struct http_req *r, void *arg)
+{
+	struct api *a = arg;
+	struct store_rd *rd;
+	uint64_t size;
+
+	if (http_req_query_unknown(r, no_params)) {
+		http_reply_error(r, 400, "bad_request", "no parameters here");
+		return;
+	}
+	if ((rd = api_rd(a, r)) == NULL)
+		return;
+	size = store_rd_size(rd);
+	store_rd_end(rd);
+	http_reply_json(r, 200,
+	    json_pack("{s:s, s:s, s:I}", "origin", a->conf->origin, "vkey",
+		a->vkey_str, "size", (json_int_t)size));
+}
+
+/* Entry JSON for /v1/entries/<i>: exact bytes in base64 plus parsed. */
+static json_t *
+api_entry_json(uint64_t index, const struct kt_buf *e)
+{
+	struct kt_buf b64;
+	struct kt_hash leaf;
+	char hex[65];
+	json_t *j, *parsed;
+
+	kt_buf_init(&b64, 2 * KT_ENTRY_MAX);
+	if (kt_b64_append(&b64, e->p, e->len) != KT_OK)
+		return NULL;
+	kt_leaf_hash(e->p, e->len, &leaf);
+	kt_hex_encode(leaf.b, 32, hex);
+	parsed = json_loadb((const char *)e->p, e->len, 0, NULL);
+	j = json_pack("{s:I, s:s, s:s%, s:o*}", "index", (json_int_t)index,
+	    "leaf_hash", hex, "entry_b64", (const char *)b64.p, b64.len,
+	    "entry", parsed);
+	kt_buf_free(&b64);
+	return j;
+}
+
+static void
+api_get_entry(struct http_req *r, void *arg)
+{
+	struct api *a = arg;
+	const char *s = http_req_path(r) + strlen("/v1/entries/");
+	struct store_rd *rd;
+	struct kt_buf e;
+	uint64_t index;
+	int rc;
+
+	if (http_req_method(r) == HTTP_POST) {
+		http_reply_error(r, 404, "not_found", "no such path");
+		return;
+	}
+	if (api_u64(s, &index) != KT_OK) {
+		http_reply_error(r, 400, "bad_request",
+		    "index: must be a canonical decimal");
+		return;
+	}
+	if ((rd = api_rd(a, r)) == NULL)
+		return;
+	kt_buf_init(&e, KT_ENTRY_MAX);
+	rc = store_rd_entry(rd, index, &e);
+	store_rd_end(rd);
+	if (rc != KT_OK)
+		api_reply_kt(r, rc, "no entry at this index");
+	else
+		http_reply_json(r, 200, api_entry_json(index, &e));
+	kt_buf_free(&e);
+}
+
+/* Resolves the size parameter: absent means the latest checkpoint. */
+static int
+api_size_param(
+    struct http_req *r, const char *name, uint64_t latest, uint64_t *size)
+{
+	const char *s = http_req_query(r, name);
+	char detail[128];
+
+	if (s == NULL) {
+		*size = latest;
+		return 0;
+	}
+	if (api_u64(s, size) != KT_OK) {
+		snprintf(detail, sizeof(detail),
+		    "%s: must be a canonical decimal", name);
+		http_reply_error(r, 400, "bad_request", detail);
+		return -1;
+	}
+	if (*size > latest) {
+		snprintf(detail, sizeof(detail),
+		    "%s: beyond the tree size %llu", name,
+		    (unsigned long long)latest);
+		http_reply_error(r, 400, "bad_request", detail);
+		return -1;
+	}
+	return 0;
+}
+
+static json_t *
+api_proof_array(const struct kt_hash *p, size_t n)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr != NULL && i < n; i++) {
+		char b64[KT_B64_ENCLEN(32) + 1];
+
+		if (kt_b64_encode(p[i].b, 32, b64, sizeof(b64)) < 0 ||
+		    json_array_append_new(arr, json_string(b64)) != 0) {
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+static void
+api_get_inclusion(struct http_req *r, void *arg)
+{
+	static const char *const params[] = { "index", "hash", "size", NULL };
+	struct api *a = arg;
+	const char *idx = http_req_query(r, "index");
+	const char *hash = http_req_query(r, "hash");
+	struct kt_hash proof[KT_PROOF_MAX], leaf;
+	struct store_rd *rd;
+	uint64_t index, size;
+	size_t np;
+	int rc;
+
+	if (http_req_query_unknown(r, params) ||
+	    (idx == NULL) == (hash == NULL)) {
+		http_reply_error(r, 400, "bad_request",
+		    "give exactly one of index or hash, and optionally size");
+		return;
+	}
+	if (idx != NULL && api_u64(idx, &index) != KT_OK) {
+		http_reply_error(r, 400, "bad_request",
+		    "index: must be a canonical decimal");
+		return;
+	}
+	if (hash != NULL &&
+	    kt_hex_decode_exact(hash, strlen(hash), leaf.b, 32) != KT_OK) {
+		http_reply_error(r, 400, "bad_request",
+		    "hash: must be 64 lowercase hex digits");
+		return;
+	}
+	if ((rd = api_rd(a, r)) == NULL)
+		return;
+	if (api_size_param(r, "size", store_rd_size(rd), &size) != 0)
+		goto out;
+	if (hash != NULL) {
+		if (store_rd_find_leaf(rd, &leaf, &index) != KT_OK) {
+			http_reply_error(r, 404, "not_found",
+			    "hash: no entry has this leaf hash");
+			goto out;
+		}
+	}
+	if (index >= size) {
+		http_reply_error(
+		    r, 400, "bad_request", "index: must be below size");
+		goto out;
+	}
+	rc = kt_prove_inclusion(
+	    size, index, store_rd_read_hashes, rd, proof, &np);
+	if (rc != KT_OK) {
+		api_reply_kt(r, rc, "proof unavailable");
+		goto out;
+	}
+	http_reply_json(r, 200,
+	    json_pack("{s:I, s:I, s:o}", "index", (json_int_t)index, "size",
+		(json_int_t)size, "proof", api_proof_array(proof, np)));
+out:
+	store_rd_end(rd);
+}
+
+static void
+api_get_consistency(struct http_req *r, void *arg)
+{
+	static const char *const params[] = { "old", "new", NULL };
+	struct api *a = arg;
+	struct kt_hash proof[KT_PROOF_MAX];
+	struct store_rd *rd;
+	uint64_t old, nsize;
+	size_t np;
+	int rc;
+
+	if (http_req_query_unknown(r, params) ||
+	    api_u64(http_req_query(r, "old"), &old) != KT_OK) {
+		http_reply_error(r, 400, "bad_request",
+		    "old: required canonical decimal (and optionally new)");
+		return;
+	}
+	if ((rd = api_rd(a, r)) == NULL)
+		return;
+	if (api_size_param(r, "new", store_rd_size(rd), &nsize) != 0)
+		goto out;
+	if (old == 0 || old > nsize) {
+		http_reply_error(
+		    r, 400, "bad_request", "old: must be from 1 to new");
+		goto out;
+	}
+	rc = kt_prove_consistency(
+	    nsize, old, store_rd_read_hashes, rd, proof, &np);
+	if (rc != KT_OK) {
+		api_reply_kt(r, rc, "proof unavailable");
+		goto out;
+	}
+	http_reply_json(r, 200,
+	    json_pack("{s:I, s:I, s:o}", "old", (json_int_t)old, "new",
+		(json_int_t)nsize, "proof", api_proof_array(proof, np)));
+out:
+	store_rd_end(rd);
+}
+
+static void
+api_get_bundle(struct http_req *r, void *arg)
+{
+	struct api *a = arg;
+	const char *s = http_req_path(r) + strlen("/v1/bundle/");
+	struct kt_buf note, entry, proof;
+	struct store_rd *rd;
+	uint64_t index, size;
+	int rc;
+
+	if (api_u64(s, &index) != KT_OK) {
+		http_reply_error(r, 400, "bad_request",
+		    "index: must be a canonical decimal");
+		return;
+	}
+	if ((rd = api_rd(a, r)) == NULL)
+		return;
+	kt_buf_init(&note, KT_NOTE_MAX);
+	kt_buf_init(&entry, KT_ENTRY_MAX);
+	kt_buf_init(&proof, KT_TLOGPROOF_MAX);
+	rc = store_rd_checkpoint(rd, &note);
+	size = store_rd_size(rd);
+	store_rd_end(rd);
+	if (rc == KT_OK && index >= size)
+		rc = KT_ENOTFOUND;
+	if (rc == KT_OK)
+		rc =
+		    api_proof(a, index, note.p, note.len, size, &entry, &proof);
+	if (rc != KT_OK)
+		api_reply_kt(r, rc, "no entry at this index");
+	else
+		http_reply_bytes(r, 200, "text/plain; charset=utf-8",
+		    "no-cache", proof.p, proof.len);
+	kt_buf_free(&note);
+	kt_buf_free(&entry);
+	kt_buf_free(&proof);
+}
+
+static void
+api_get_search(struct http_req *r, void *arg)
+{
+	static const char *const params[] = { "key", "digest", "artifact",
+		"after", "limit", NULL };
+	struct api *a = arg;
+	const char *names[] = { "key", "digest", "artifact" };
+	const enum store_index which[] = { STORE_BY_KEY, STORE_BY_DIGEST,
+		STORE_BY_ARTIFACT };
+	const char *value = NULL, *s;
+	uint64_t after = UINT64_MAX, limit = API_SEARCH_DEFAULT, *out;
+	struct store_rd *rd;
+	size_t n = 0, k = 0;
+	int more = 0, rc, found = 0;
+	json_t *arr;
+
+	if (http_req_query_unknown(r, params)) {
+		http_reply_error(r, 400, "bad_request", "unknown parameter");
+		return;
+	}
+	for (size_t i = 0; i < 3; i++) {
+		if ((s = http_req_query(r, names[i])) != NULL) {
+			value = s;
+			k = i;
+			found++;
+		}
+	}
+	if (found != 1 || value[0] == 0 || strlen(value) > 255) {
+		http_reply_error(r, 400, "bad_request",
+		    "give exactly one of key, digest or artifact (1-255 "
+		    "bytes)");
+		return;
+	}
+	if ((s = http_req_query(r, "after")) != NULL &&
+	    api_u64(s, &after) != KT_OK) {
+		http_reply_error(r, 400, "bad_request",
+		    "after: must be a canonical decimal");
+		return;
+	}
+	if ((s = http_req_query(r, "limit")) != NULL &&
+	    (api_u64(s, &limit) != KT_OK || limit == 0 ||
+		limit > API_SEARCH_MAX)) {
+		http_reply_error(
+		    r, 400, "bad_request", "limit: must be from 1 to 1000");
+		return;
+	}
+	if ((out = calloc((size_t)limit, sizeof(*out))) == NULL) {
+		http_reply_error(r, 500, "internal", "out of memory");
+		return;
+	}
+	if ((rd = api_rd(a, r)) == NULL) {
+		free(out);
+		return;
+	}
+	rc = store_rd_search(rd, which[k], (const uint8_t *)value,
+	    strlen(value), after, out, (size_t)limit, &n, &more);
+	store_rd_end(rd);
+	if (rc != KT_OK) {
+		free(out);
+		api_reply_kt(r, rc, "search failed");
+		return;
+	}
+	arr = json_array();
+	for (size_t i = 0; arr != NULL && i < n; i++)
+		json_array_append_new(arr, json_integer((json_int_t)out[i]));
+	http_reply_json(r, 200,
+	    json_pack("{s:o, s:o}", "entries", arr, "next",
+		more && n > 0 ? json_integer((json_int_t)out[n - 1])
+			      : json_null()));
+	free(out);
+}
+
+static int
+api_keys_cb(void *ctx, struct kt_bytes key, struct kt_bytes val)
+{
+	json_t *arr = ctx, *rec;
+
+	rec = json_loadb((const char *)val.p, val.len, 0, NULL);
+	if (rec == NULL)
+		return KT_OK;
+	json_object_set_new(
+	    rec, "key", json_stringn((const char *)key.p, key.len));
+	json_array_append_new(arr, rec);
+	return KT_OK;
+}
+
+static void
+api_get_keys(struct http_req *r, void *arg)
+{
+	struct api *a = arg;
+	struct store_rd *rd;
+	json_t *arr = json_array();
+	int rc;
+
+	if (arr == NULL || (rd = api_rd(a, r)) == NULL) {
+		if (arr == NULL)
+			http_reply_error(r, 500, "internal", "out of memory");
+		json_decref(arr);
+		return;
+	}
+	rc = store_rd_iter(rd, STORE_DB_KEYS, api_keys_cb, arr);
+	store_rd_end(rd);
+	if (rc != KT_OK) {
+		json_decref(arr);
+		api_reply_kt(r, rc, "keys unavailable");
+		return;
+	}
+	http_reply_json(r, 200, json_pack("{s:o}", "keys", arr));
+}
+
+static void
+api_get_healthz(struct http_req *r, void *arg)
+{
+	struct api *a = arg;
+	struct store_rd *rd;
+	uint64_t size;
+
+	if ((rd = api_rd(a, r)) == NULL)
+		return;
+	size = store_rd_size(rd);
+	store_rd_end(rd);
+	http_reply_json(r, a->shutting_down ? 503 : 200,
+	    json_pack("{s:s, s:I}", "status",
+		a->shutting_down ? "stopping" : "ok", "size",
+		(json_int_t)size));
+}
+
+/* Appends one printf-formatted piece of the metrics page. */
+static void metric(struct kt_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+metric(struct kt_buf *b, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	/* A page cut short is better than none; the buffer is 1 MiB. */
+	if (n > 0 && (size_t)n < sizeof(line) &&
+	    kt_buf_append(b, line, (size_t)n) != KT_OK)
+		return;
+}
+
+static void
+api_get_metrics(struct http_req *r, void *arg)
+{
+	static const char *const le[] = { "0.001", "0.002", "0.005", "0.01",
+		"0.02", "0.05", "0.1", "0.2", "0.5", "1", "2", "+Inf" };
+	struct api *a = arg;
+	struct seq_stats ss;
+	struct http_stats hs;
+	struct store_stats st = { 0, 0, 0 };
+	struct kt_buf b;
+	uint64_t cum = 0;
+
+	seq_get_stats(a->seq, &ss);
+	http_get_stats(a->http, &hs);
+	if (store_stats(a->st, &st) != KT_OK)
+		memset(&st, 0, sizeof(st));
+	kt_buf_init(&b, 1 << 20);
+	metric(&b, "# TYPE keytrail_tree_size gauge\nkeytrail_tree_size %llu\n",
+	    (unsigned long long)st.entries);
+	metric(&b,
+	    "# TYPE keytrail_entries_appended_total counter\n"
+	    "keytrail_entries_appended_total %llu\n",
+	    (unsigned long long)(ss.entries - ss.duplicates));
+	metric(&b,
+	    "# TYPE keytrail_entries_duplicate_total counter\n"
+	    "keytrail_entries_duplicate_total %llu\n",
+	    (unsigned long long)ss.duplicates);
+	metric(&b,
+	    "# TYPE keytrail_entries_failed_total counter\n"
+	    "keytrail_entries_failed_total %llu\n",
+	    (unsigned long long)ss.failures);
+	metric(&b,
+	    "# TYPE keytrail_batches_total counter\n"
+	    "keytrail_batches_total %llu\n",
+	    (unsigned long long)ss.batches);
+	metric(&b,
+	    "# TYPE keytrail_queue_length gauge\n"
+	    "keytrail_queue_length %llu\n",
+	    (unsigned long long)ss.queued);
+	metric(&b,
+	    "# TYPE keytrail_commit_seconds_total counter\n"
+	    "keytrail_commit_seconds_total %.6f\n",
+	    ss.commit_seconds);
+	metric(&b, "# TYPE keytrail_batch_size histogram\n");
+	for (int i = 0; i < 8; i++) {
+		static const char *const bl[] = { "1", "7", "63", "511", "4095",
+			"32767", "262143", "+Inf" };
+
+		cum += ss.batch_hist[i];
+		metric(&b, "keytrail_batch_size_bucket{le=\"%s\"} %llu\n",
+		    bl[i], (unsigned long long)cum);
+	}
+	metric(&b, "keytrail_batch_size_count %llu\n", (unsigned long long)cum);
+	metric(&b, "# TYPE keytrail_write_latency_seconds histogram\n");
+	cum = 0;
+	for (int i = 0; i < 12; i++) {
+		cum += a->latency_hist[i];
+		metric(&b,
+		    "keytrail_write_latency_seconds_bucket{le=\"%s\"} %llu\n",
+		    le[i], (unsigned long long)cum);
+	}
+	metric(&b, "keytrail_write_latency_seconds_sum %.6f\n", a->latency_sum);
+	metric(&b, "keytrail_write_latency_seconds_count %llu\n",
+	    (unsigned long long)a->latency_count);
+	metric(&b,
+	    "# TYPE keytrail_auth_failures_total counter\n"
+	    "keytrail_auth_failures_total %llu\n",
+	    (unsigned long long)a->auth_failures);
+	metric(&b,
+	    "# TYPE keytrail_storage_bytes gauge\n"
+	    "keytrail_storage_bytes{kind=\"used\"} %llu\n"
+	    "keytrail_storage_bytes{kind=\"map\"} %llu\n",
+	    (unsigned long long)st.used_bytes, (unsigned long long)st.map_size);
+	metric(&b, "# TYPE keytrail_http_responses_total counter\n");
+	for (int s = 100; s < 600; s++) {
+		if (hs.by_status[s] != 0)
+			metric(&b,
+			    "keytrail_http_responses_total{status=\"%d\"} "
+			    "%llu\n",
+			    s, (unsigned long long)hs.by_status[s]);
+	}
+	http_reply_bytes(
+	    r, 200, "text/plain; version=0.0.4", "no-store", b.p, b.len);
+	kt_buf_free(&b);
+}
+
+static void
+api_keys(struct http_req *r, void *arg)
+{
+	if (http_req_method(r) == HTTP_POST)
+		api_post_keys(r, arg);
+	else
+		api_get_keys(r, arg);
+}
+
+const struct http_route api_routes[] = {
+	{ "/checkpoint", 0, HTTP_GET | HTTP_HEAD, api_get_checkpoint },
+	{ "/tile/", 1, HTTP_GET | HTTP_HEAD, api_get_tile },
+	{ "/v1/log", 0, HTTP_GET | HTTP_HEAD, api_get_log },
+	{ "/v1/entries", 0, HTTP_POST, api_post_entries },
+	{ "/v1/entries/", 1, HTTP_GET | HTTP_HEAD, api_get_entry },
+	{ "/v1/proof/inclusion", 0, HTTP_GET | HTTP_HEAD, api_get_inclusion },
+	{ "/v1/proof/consistency", 0, HTTP_GET | HTTP_HEAD,
+	    api_get_consistency },
+	{ "/v1/bundle/", 1, HTTP_GET | HTTP_HEAD, api_get_bundle },
+	{ "/v1/search", 0, HTTP_GET | HTTP_HEAD, api_get_search },
+	{ "/v1/keys", 0, HTTP_GET | HTTP_HEAD | HTTP_POST, api_keys },
+	{ "/healthz", 0, HTTP_GET | HTTP_HEAD, api_get_healthz },
+	{ "/metrics", 0, HTTP_GET | HTTP_HEAD, api_get_metrics },
+};
+const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);

@@ -1,0 +1,39 @@
+/*
+ * The HTTP API handlers (DESIGN.md section 5): the read API served from
+ * short read sessions of the store, and the write API, which validates and
+ * authenticates a request, builds its entry, and hands it to the
+ * sequencer.  Handlers never block and never open a write transaction.
+ */
+#ifndef LOGD_API_H
+#define LOGD_API_H
+
+#include <stddef.h>
+
+#include "conf.h"
+#include "http.h"
+#include "keytrail/note.h"
+#include "seq.h"
+#include "store.h"
+
+struct api {
+	struct conf *conf;
+	struct store *st;
+	struct seq *seq;
+	struct kt_note_vkey log_vkey; /* the checkpoint key */
+	char vkey_str[512];	      /* its vkey string */
+	char policy_hex[65]; /* SHA-256 of the policy (principals) in force */
+	struct http *http;
+	int shutting_down;
+	/* Counters for /metrics. */
+	uint64_t entries_submitted;
+	uint64_t auth_failures;
+	double latency_sum;
+	uint64_t latency_hist[12]; /* <=1ms, 2, 5, 10, 20, 50, 100, ... */
+	uint64_t latency_count;
+};
+
+/* The route table (static; lives as long as the program). */
+extern const struct http_route api_routes[];
+extern const size_t api_nroutes;
+
+#endif

@@ -1,0 +1,97 @@
+/*
+ * The HTTP server (libevent evhttp): the only file that includes
+ * event2/http.h.  It sets every limit itself, routes every request through
+ * one table, and replies through one set of helpers, so each request gets
+ * exactly one reply with the right status and content type.
+ */
+#ifndef LOGD_HTTP_H
+#define LOGD_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "keytrail/common.h"
+
+struct event_base;
+struct http;
+struct http_req;
+
+enum http_method {
+	HTTP_GET = 1,
+	HTTP_HEAD = 2,
+	HTTP_POST = 4
+};
+
+typedef void (*http_handler_fn)(struct http_req *r, void *arg);
+
+/*
+ * A route: requests whose path equals path (exact) or starts with it
+ * (prefix) go to fn, if their method is in methods; otherwise 405.
+ */
+struct http_route {
+	const char *path;
+	int prefix;
+	unsigned methods;
+	http_handler_fn fn;
+};
+
+struct http_limits {
+	size_t max_body;
+	size_t max_headers;
+	unsigned max_connections;
+	unsigned timeout_s;
+};
+
+/*
+ * Creates a server on base that serves routes (the array must outlive the
+ * server; arg is passed to every handler), and binds host:port.  Returns
+ * KT_OK or KT_EIO with a reason in err.
+ */
+int http_new(struct event_base *base, const struct http_limits *lim,
+    const struct http_route *routes, size_t nroutes, void *arg,
+    const char *host, uint16_t port, struct http **out, char *err,
+    size_t errlen) KT_MUST_CHECK;
+/* Stops accepting connections (for shutdown); pending replies go out. */
+void http_stop_accepting(struct http *h);
+void http_free(struct http *h);
+
+/* Request accessors, valid until the reply. */
+enum http_method http_req_method(const struct http_req *r);
+/* The path without the query, percent-decoding refused (raw bytes). */
+const char *http_req_path(const struct http_req *r);
+/* The value of query parameter name, or NULL (also when repeated). */
+const char *http_req_query(const struct http_req *r, const char *name);
+/* 1 when the query has any parameter not in allowed (NULL-terminated). */
+int http_req_query_unknown(
+    const struct http_req *r, const char *const *allowed);
+/* A request header, or NULL. */
+const char *http_req_header(const struct http_req *r, const char *name);
+/* The body (bounded by max_body; NUL-terminated copy owned by r). */
+struct kt_bytes http_req_body(struct http_req *r);
+/* The peer's address, for logs. */
+const char *http_req_peer(const struct http_req *r);
+
+/* Replies (each request exactly once). */
+void http_reply_bytes(struct http_req *r, int status, const char *ctype,
+    const char *cache, const uint8_t *p, size_t len);
+/* Replies with an entry bundle, gzip-compressed when the client accepts. */
+void http_reply_bundle(
+    struct http_req *r, const char *cache, const uint8_t *p, size_t len);
+/* Replies with JSON (steals the reference to j). */
+void http_reply_json(struct http_req *r, int status, json_t *j);
+/* Replies {"error": error, "detail": detail} with status. */
+void http_reply_error(
+    struct http_req *r, int status, const char *error, const char *detail);
+/* The HTTP status for a KT_E* code (the one mapping table). */
+int http_status_for(int kt_err);
+
+/* Per-status reply counters for /metrics. */
+struct http_stats {
+	uint64_t by_status[600];
+	uint64_t requests;
+};
+void http_get_stats(const struct http *h, struct http_stats *out);
+
+#endif

@@ -1,0 +1,382 @@
+/*
+ * keytrail-logd: the transparency log daemon.
+ *
+ * Startup: parse arguments, set up a development data directory on first
+ * start, load the configuration, open the HSM (the log's Ed25519 key),
+ * open the store, make sure a checkpoint exists, start the sequencer and
+ * the HTTP server, print the banner, run the event loop.  SIGTERM/SIGINT
+ * stop accepting, finish in-flight batches and close cleanly; SIGHUP
+ * reloads the principals.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <openssl/sha.h>
+
+#include "api.h"
+#include "conf.h"
+#include "hsm.h"
+#include "keytrail/checkpoint.h"
+#include "keytrail/note.h"
+#include "log.h"
+#include "seq.h"
+#include "setup.h"
+#include "store.h"
+
+#define LOGD_DEFAULT_LISTEN "127.0.0.1:8080"
+#define LOGD_DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
+
+struct logd {
+	struct conf conf;
+	struct hsm *hsm;
+	struct hsm_key *key;
+	struct kt_note_signer signer;
+	struct store *st;
+	struct event_base *base;
+	struct seq *seq;
+	struct http *http;
+	struct api api;
+	struct event *sigterm, *sigint, *sighup;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: keytrail-logd --data DIR [--listen HOST:PORT] "
+	    "[--config FILE]\n"
+	    "                     [--check-config] [--quiet]\n"
+	    "\n"
+	    "Runs the keytrail transparency log.  On an empty (or missing) "
+	    "DIR with no\n"
+	    "--config it sets up a development log: a SoftHSM token in "
+	    "DIR/hsm/, the\n"
+	    "log's Ed25519 key inside it, principals admin, ci, alice and bob "
+	    "with\n"
+	    "bearer tokens in DIR/tokens/, and DIR/keytrail.json.  Later "
+	    "starts reuse it.\n"
+	    "\n"
+	    "  --data DIR        data directory (required)\n"
+	    "  --listen H:P      listen address (default %s; overrides the "
+	    "config)\n"
+	    "  --config FILE     config file (default DIR/keytrail.json)\n"
+	    "  --check-config    load and check the configuration, then exit\n"
+	    "  --quiet           log warnings and errors only\n"
+	    "  --help            this text\n"
+	    "\n"
+	    "Signals: TERM/INT stop cleanly, HUP reloads the principals "
+	    "file.\n",
+	    LOGD_DEFAULT_LISTEN);
+}
+
+/* The note signer callback: Ed25519 inside the HSM (CKM_EDDSA). */
+static int
+logd_hsm_sign(
+    void *ctx, const uint8_t *msg, size_t len, uint8_t sig[KT_ED25519_SIG_SIZE])
+{
+	struct logd *d = ctx;
+	char err[256];
+	size_t siglen;
+	int rc;
+
+	rc = hsm_sign(d->hsm, d->key, msg, len, sig, KT_ED25519_SIG_SIZE,
+	    &siglen, err, sizeof(err));
+	if (rc != KT_OK) {
+		log_err("checkpoint signing failed: %s", err);
+		return rc;
+	}
+	return siglen == KT_ED25519_SIG_SIZE ? KT_OK : KT_EINTERNAL;
+}
+
+/* store_sign_fn: the signed note of a checkpoint text. */
+static int
+logd_sign_checkpoint(
+    void *ctx, const uint8_t *text, size_t len, struct kt_buf *out)
+{
+	struct logd *d = ctx;
+
+	return kt_note_sign(text, len, &d->signer, 1, 0, out);
+}
+
+static void
+logd_on_stop(evutil_socket_t sig, short what, void *arg)
+{
+	struct logd *d = arg;
+	struct timeval tv = { 0, 200000 };
+
+	(void)what;
+	if (d->api.shutting_down)
+		return;
+	log_info("signal %d: stopping (finishing in-flight batches)", (int)sig);
+	d->api.shutting_down = 1;
+	http_stop_accepting(d->http);
+	/* Drains the queue; its completions are delivered by the loop. */
+	seq_stop(d->seq);
+	event_base_loopexit(d->base, &tv);
+}
+
+static void
+logd_on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	struct logd *d = arg;
+	char err[512] = "";
+
+	(void)sig;
+	(void)what;
+	if (conf_reload_principals(&d->conf, err, sizeof(err)) != KT_OK)
+		log_err("reload refused, the old principals stay: %s", err);
+	else {
+		memcpy(d->api.policy_hex, d->conf.principals_sha256, 65);
+		log_info("reloaded %zu principals (policy %s)",
+		    d->conf.nprincipals, d->api.policy_hex);
+	}
+}
+
+/* The log's verifier key from the HSM key's SPKI (RFC 8410: 12 + 32). */
+static int
+logd_vkey(struct logd *d, char *err, size_t errlen)
+{
+	struct kt_bytes spki = hsm_key_spki(d->key);
+	struct kt_buf b;
+	int rc;
+
+	if (hsm_key_alg(d->key) != HSM_ED25519 || spki.len != 44) {
+		snprintf(err, errlen, "log key %s is not an Ed25519 key",
+		    d->conf.log_key_label);
+		return KT_EINVAL;
+	}
+	rc = kt_note_vkey_init(d->conf.origin, strlen(d->conf.origin),
+	    KT_NOTE_ED25519, spki.p + 12, &d->signer.key);
+	if (rc != KT_OK) {
+		snprintf(err, errlen, "origin %s is not a valid key name",
+		    d->conf.origin);
+		return rc;
+	}
+	d->signer.sign = logd_hsm_sign;
+	d->signer.ctx = d;
+	d->api.log_vkey = d->signer.key;
+	kt_buf_init(&b, sizeof(d->api.vkey_str) - 1);
+	rc = kt_note_vkey_format(&d->signer.key, &b);
+	if (rc == KT_OK) {
+		memcpy(d->api.vkey_str, b.p, b.len);
+		d->api.vkey_str[b.len] = 0;
+	}
+	kt_buf_free(&b);
+	return rc;
+}
+
+static void
+logd_banner(const struct logd *d, uint64_t size)
+{
+	const struct conf *c = &d->conf;
+
+	fprintf(stderr,
+	    "\n"
+	    "keytrail-logd is serving the log %s\n"
+	    "  listening   http://%s:%u/  (tree size %llu)\n"
+	    "  log key     %s\n"
+	    "  tokens      %s/tokens/<principal>  (admin, ci, alice, bob)\n"
+	    "\n"
+	    "Try it:\n"
+	    "  curl -s http://%s:%u/checkpoint\n"
+	    "  curl -s http://%s:%u/v1/log\n"
+	    "  curl -s -H \"Authorization: Bearer $(cat %s/tokens/admin)\" \\\n"
+	    "       -d '{\"action\":\"import\",\"label\":\"mykey\",\"spki\":\""
+	    "'$(openssl pkey -pubin -in pub.pem -outform DER | base64 "
+	    "-w0)'\"}' "
+	    "\\\n"
+	    "       http://%s:%u/v1/keys\n"
+	    "  curl -s -H \"Authorization: Bearer $(cat %s/tokens/ci)\" \\\n"
+	    "       -d '{\"key\":\"<key id>\",\"digest\":\"'$(sha256sum FILE | "
+	    "cut -c1-64)'\",\"sig\":\"<base64 sig>\"}' \\\n"
+	    "       http://%s:%u/v1/entries\n"
+	    "See docs/api.md.\n\n",
+	    c->origin, c->listen_host, c->listen_port, (unsigned long long)size,
+	    d->api.vkey_str, c->data_dir, c->listen_host, c->listen_port,
+	    c->listen_host, c->listen_port, c->data_dir, c->listen_host,
+	    c->listen_port, c->data_dir, c->listen_host, c->listen_port);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "data", required_argument, NULL, 'd' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, 'k' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct logd *d;
+	const char *data = NULL, *listen = NULL, *config = NULL;
+	char dir[PATH_MAX], err[512] = "";
+	int check = 0, ch, rc = 1;
+	struct hsm_config hc;
+	struct http_limits lim;
+	struct store_rd *rd;
+	struct kt_buf note;
+	uint64_t size = 0;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'd':
+			data = optarg;
+			break;
+		case 'l':
+			listen = optarg;
+			break;
+		case 'c':
+			config = optarg;
+			break;
+		case 'k':
+			check = 1;
+			break;
+		case 'q':
+			log_set_quiet(1);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (data == NULL || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return 1;
+	kt_buf_init(&note, KT_NOTE_MAX);
+	if (config == NULL && !check) {
+		int need = setup_needed(data, err, sizeof(err));
+
+		if (need < 0)
+			goto fail;
+		if (need == 1) {
+			log_info(
+			    "%s is empty: setting up a development log", data);
+			if (setup_dev(data,
+				listen ? listen : LOGD_DEFAULT_LISTEN,
+				LOGD_DEFAULT_MODULE, err, sizeof(err)) != 0)
+				goto fail;
+		}
+	}
+	if (realpath(data, dir) == NULL) {
+		snprintf(err, sizeof(err), "%s: %s", data, strerror(errno));
+		goto fail;
+	}
+	if (conf_load(dir, config, &d->conf, err, sizeof(err)) != KT_OK)
+		goto fail;
+	if (listen != NULL &&
+	    conf_parse_listen(listen, d->conf.listen_host,
+		sizeof(d->conf.listen_host), &d->conf.listen_port) != KT_OK) {
+		snprintf(err, sizeof(err), "--listen: must be host:port");
+		goto fail;
+	}
+	if (check) {
+		printf("keytrail-logd: configuration OK (%zu principals)\n",
+		    d->conf.nprincipals);
+		rc = 0;
+		goto out;
+	}
+
+	memset(&hc, 0, sizeof(hc));
+	hc.module = d->conf.hsm_module;
+	hc.token_label = d->conf.hsm_token;
+	hc.pin_file = d->conf.hsm_pin_file;
+	hc.softhsm_conf =
+	    d->conf.hsm_softhsm_conf[0] ? d->conf.hsm_softhsm_conf : NULL;
+	hc.max_sessions = 2;
+	if (hsm_open(&hc, &d->hsm, err, sizeof(err)) != KT_OK ||
+	    hsm_find(d->hsm, d->conf.log_key_label, &d->key, err,
+		sizeof(err)) != KT_OK ||
+	    logd_vkey(d, err, sizeof(err)) != KT_OK)
+		goto fail;
+	if (store_open(dir, d->conf.origin, d->conf.map_size, &d->st, err,
+		sizeof(err)) != KT_OK)
+		goto fail;
+	if (store_init_checkpoint(d->st, logd_sign_checkpoint, d, NULL, err,
+		sizeof(err)) != KT_OK)
+		goto fail;
+
+	if (evthread_use_pthreads() != 0 ||
+	    (d->base = event_base_new()) == NULL) {
+		snprintf(err, sizeof(err), "cannot start the event loop");
+		goto fail;
+	}
+	if (seq_new(d->base, d->st, logd_sign_checkpoint, d, d->conf.batch_max,
+		d->conf.batch_interval_us, &d->seq) != KT_OK) {
+		snprintf(err, sizeof(err), "cannot start the sequencer");
+		goto fail;
+	}
+	d->api.conf = &d->conf;
+	memcpy(d->api.policy_hex, d->conf.principals_sha256, 65);
+	d->api.st = d->st;
+	d->api.seq = d->seq;
+	lim.max_body = d->conf.max_body;
+	lim.max_headers = d->conf.max_headers;
+	lim.max_connections = d->conf.max_connections;
+	lim.timeout_s = d->conf.timeout_s;
+	if (http_new(d->base, &lim, api_routes, api_nroutes, &d->api,
+		d->conf.listen_host, d->conf.listen_port, &d->http, err,
+		sizeof(err)) != KT_OK)
+		goto fail;
+	d->api.http = d->http;
+
+	signal(SIGPIPE, SIG_IGN);
+	d->sigterm = evsignal_new(d->base, SIGTERM, logd_on_stop, d);
+	d->sigint = evsignal_new(d->base, SIGINT, logd_on_stop, d);
+	d->sighup = evsignal_new(d->base, SIGHUP, logd_on_hup, d);
+	if (d->sigterm == NULL || d->sigint == NULL || d->sighup == NULL ||
+	    evsignal_add(d->sigterm, NULL) != 0 ||
+	    evsignal_add(d->sigint, NULL) != 0 ||
+	    evsignal_add(d->sighup, NULL) != 0) {
+		snprintf(err, sizeof(err), "cannot install signal handlers");
+		goto fail;
+	}
+	if (store_rd_begin(d->st, &rd) == KT_OK) {
+		size = store_rd_size(rd);
+		store_rd_end(rd);
+	}
+	logd_banner(d, size);
+	log_info("serving %s on %s:%u", d->conf.origin, d->conf.listen_host,
+	    d->conf.listen_port);
+	event_base_dispatch(d->base);
+	log_info("stopped");
+	rc = 0;
+	goto out;
+fail:
+	fprintf(stderr, "keytrail-logd: %s\n", err[0] ? err : "failed");
+out:
+	if (d->seq != NULL)
+		seq_stop(d->seq);
+	if (d->http != NULL)
+		http_free(d->http);
+	if (d->sigterm)
+		event_free(d->sigterm);
+	if (d->sigint)
+		event_free(d->sigint);
+	if (d->sighup)
+		event_free(d->sighup);
+	seq_free(d->seq);
+	if (d->base != NULL)
+		event_base_free(d->base);
+	store_close(d->st);
+	hsm_key_free(d->key);
+	hsm_close(d->hsm);
+	kt_buf_free(&note);
+	free(d);
+	return rc;
+}

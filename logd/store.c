@@ -1,0 +1,1540 @@
+/*
+ * The log's storage: one LMDB environment, owned by this file alone.
+ *
+ * The schema is in docs/storage.md.  In short: entries by leaf index,
+ * every stored hash of the tree in "level tiles" (256 hashes of one tree
+ * level per value, so the C2SP tile L/N is the level tile (8L, N) and a
+ * partial tile of an older tree is a prefix of the stored one), a leaf
+ * hash index for dedup, three search indexes (value || leaf index keys, so
+ * a search is one cursor walk), the signed checkpoints, and meta.
+ *
+ * A write is one transaction that carries a sticky error (knot's LMDB
+ * wrapper does the same): each step is skipped once one has failed, and
+ * the end either commits everything or aborts everything.  A batch keeps
+ * the growing tile of each tree level in memory (struct store_level) and
+ * writes each tile it touches once, so appending n entries costs O(n).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <lmdb.h>
+
+#include "keytrail/checkpoint.h"
+#include "keytrail/merkle.h"
+#include "keytrail/note.h"
+#include "keytrail/tile.h"
+#include "store.h"
+
+/* Broken invariants abort, in every build (STYLE.md section 1.3). */
+#define STORE_ASSERT(c) \
+	do { \
+		if (!(c)) \
+			abort(); \
+	} while (0)
+
+/*
+ * Tree levels that can hold stored hashes: kt_stored_hash_index takes
+ * levels 0..62, and no tree below KT_SIZE_MAX reaches level 63.
+ */
+#define STORE_LEVELS 63
+/* Named databases the environment may hold (11 used, room to grow). */
+#define STORE_MAXDBS 16
+/* A level tile key: the tree level, then the tile index big-endian. */
+#define STORE_TILE_KEY 9
+/* A search index key: value length, value, leaf index big-endian. */
+#define STORE_INDEX_KEY_MAX (1 + STORE_INDEX_VALUE_MAX + 8)
+
+/* The named databases; store_db_names gives their names on disk. */
+enum store_dbi {
+	DB_META,
+	DB_ENTRIES,
+	DB_TILES,
+	DB_BYHASH,
+	DB_BYKEY,
+	DB_BYDIGEST,
+	DB_BYARTIFACT,
+	DB_CHECKPOINTS,
+	DB_KEYS,
+	DB_POLICIES,
+	DB_REQUESTS,
+	DB_BYDEDUP,
+	DB_COUNT
+};
+
+static const char *const store_db_names[DB_COUNT] = { "meta", "entries",
+	"tiles", "byhash", "bykey", "bydigest", "byartifact", "checkpoints",
+	"keys", "policies", "requests", "bydedup" };
+
+/* Keys of the meta database. */
+#define META_VERSION "version"
+#define META_ORIGIN "origin"
+#define META_SIZE "size"
+#define META_SIGNED_SIZE "signed_size"
+#define META_SIGNED_ROOT "signed_root"
+
+/*
+ * The tile of one tree level that a write batch is filling: tile index
+ * tile, its first count hashes valid.  Loaded from the database the first
+ * time the batch touches the level.
+ */
+struct store_level {
+	uint64_t tile;
+	unsigned count;
+	int loaded;
+	int dirty;
+	uint8_t h[KT_TILE_DATA_MAX];
+};
+
+/* What store_append reports per item, kept until the commit succeeds. */
+struct store_result {
+	uint64_t index;
+	int duplicate;
+};
+
+struct store {
+	MDB_env *env;
+	MDB_dbi dbi[DB_COUNT];
+	uint64_t map_size;
+	char origin[STORE_ORIGIN_MAX + 1];
+	size_t originlen;
+	/*
+	 * Writer scratch.  Used only inside a write transaction, so LMDB's
+	 * writer lock serialises it.
+	 */
+	struct store_level *levels; /* [STORE_LEVELS] */
+	struct store_result *res;
+	size_t rescap;
+	struct kt_buf text;
+	struct kt_buf note;
+};
+
+/* A write transaction with a sticky error. */
+struct store_wtx {
+	struct store *s;
+	MDB_txn *txn;
+	uint64_t size0; /* tree size when the transaction began */
+	uint64_t size;	/* tree size with the entries added so far */
+	int has_cp;	/* a checkpoint has been signed */
+	uint64_t signed_size;
+	struct kt_hash signed_root;
+	int rc;
+	char *err;
+	size_t errlen;
+};
+
+/* One tile per tree level, looked up by a read session. */
+struct store_rd_tile {
+	uint64_t tile;
+	const uint8_t *p; /* borrowed from LMDB until the session ends */
+	size_t len;
+	int ok;
+};
+
+struct store_rd {
+	struct store *s;
+	MDB_txn *txn;
+	uint64_t size;
+	int has_cp;
+	uint64_t signed_size;
+	struct kt_hash signed_root;
+	struct store_rd_tile cache[STORE_LEVELS];
+};
+
+static void store_seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+store_seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	/* Truncation is fine: the message is for a log line. */
+	(void)vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Maps an LMDB (or errno) code to a KT_E* code and explains it in err.
+ * A full map is an operational alarm, not a crash (STYLE.md section 8).
+ */
+static int
+store_mdb_error(
+    const struct store *s, int mrc, const char *what, char *err, size_t errlen)
+{
+	switch (mrc) {
+	case MDB_MAP_FULL:
+		store_seterr(err, errlen,
+		    "log storage is full (map size %llu bytes): raise map_size",
+		    (unsigned long long)s->map_size);
+		return KT_EUNAVAIL;
+	case MDB_TXN_FULL:
+		store_seterr(err, errlen,
+		    "%s: batch too large for one storage transaction", what);
+		return KT_ETOOBIG;
+	case MDB_READERS_FULL:
+		store_seterr(
+		    err, errlen, "%s: too many concurrent readers", what);
+		return KT_EUNAVAIL;
+	case MDB_KEYEXIST:
+		store_seterr(err, errlen, "%s: key already stored", what);
+		return KT_EINTERNAL;
+	case ENOSPC:
+		store_seterr(err, errlen, "%s: no space left on device", what);
+		return KT_EUNAVAIL;
+	case ENOMEM:
+		store_seterr(err, errlen, "%s: out of memory", what);
+		return KT_ENOMEM;
+	default:
+		store_seterr(err, errlen, "%s: %s", what, mdb_strerror(mrc));
+		return KT_EIO;
+	}
+}
+
+/* Read-side mapping: no message, just the code. */
+static int
+store_rd_error(int mrc)
+{
+	if (mrc == MDB_NOTFOUND)
+		return KT_ENOTFOUND;
+	if (mrc == ENOMEM)
+		return KT_ENOMEM;
+	return KT_EIO;
+}
+
+/* An MDB_val over borrowed bytes; LMDB never writes through it. */
+static MDB_val
+store_val(const void *p, size_t len)
+{
+	MDB_val v;
+
+	v.mv_data = (void *)(uintptr_t)(p != NULL ? p : "");
+	v.mv_size = len;
+	return v;
+}
+
+static void
+store_tile_key(uint8_t k[STORE_TILE_KEY], int level, uint64_t tile)
+{
+	STORE_ASSERT(level >= 0 && level < STORE_LEVELS);
+	k[0] = (uint8_t)level;
+	kt_put_u64be(k + 1, tile);
+}
+
+/* Builds len || value || index into k; returns the key length. */
+static size_t
+store_index_key(uint8_t k[STORE_INDEX_KEY_MAX], const uint8_t *value,
+    size_t len, uint64_t index)
+{
+	STORE_ASSERT(len <= STORE_INDEX_VALUE_MAX);
+	k[0] = (uint8_t)len;
+	if (len > 0)
+		memcpy(k + 1, value, len);
+	kt_put_u64be(k + 1 + len, index);
+	return 1 + len + 8;
+}
+
+/* The table behind each auxiliary table and each search index. */
+static const enum store_dbi store_aux_dbis[] = { DB_KEYS, DB_POLICIES,
+	DB_REQUESTS };
+static const enum store_dbi store_index_dbis[] = { DB_BYKEY, DB_BYDIGEST,
+	DB_BYARTIFACT };
+
+static int
+store_aux_dbi(enum store_aux db, enum store_dbi *out)
+{
+	if ((unsigned)db >= sizeof(store_aux_dbis) / sizeof(store_aux_dbis[0]))
+		return KT_EINVAL;
+	*out = store_aux_dbis[db];
+	return KT_OK;
+}
+
+/*
+ * Reads an 8-byte big-endian number from meta.  Returns KT_OK,
+ * KT_ENOTFOUND, KT_EPARSE (wrong length) or KT_EIO.
+ */
+static int
+store_meta_u64(
+    const struct store *s, MDB_txn *txn, const char *name, uint64_t *out)
+{
+	MDB_val k = store_val(name, strlen(name)), v;
+	int mrc;
+
+	if ((mrc = mdb_get(txn, s->dbi[DB_META], &k, &v)) != 0)
+		return store_rd_error(mrc);
+	if (v.mv_size != 8)
+		return KT_EPARSE;
+	*out = kt_get_u64be(v.mv_data);
+	return KT_OK;
+}
+
+/*
+ * Reads the signed tree state from meta: *has_cp and, if set, the signed
+ * size and root.  Returns KT_OK, KT_EPARSE or KT_EIO.
+ */
+static int
+store_meta_signed(const struct store *s, MDB_txn *txn, int *has_cp,
+    uint64_t *size, struct kt_hash *root)
+{
+	MDB_val k = store_val(META_SIGNED_ROOT, strlen(META_SIGNED_ROOT)), v;
+	int rc, mrc;
+
+	rc = store_meta_u64(s, txn, META_SIGNED_SIZE, size);
+	if (rc == KT_ENOTFOUND) {
+		*has_cp = 0;
+		return KT_OK;
+	}
+	if (rc != KT_OK)
+		return rc;
+	if ((mrc = mdb_get(txn, s->dbi[DB_META], &k, &v)) != 0)
+		return mrc == MDB_NOTFOUND ? KT_EPARSE : store_rd_error(mrc);
+	if (v.mv_size != KT_HASH_SIZE)
+		return KT_EPARSE;
+	memcpy(root->b, v.mv_data, KT_HASH_SIZE);
+	*has_cp = 1;
+	return KT_OK;
+}
+
+/*
+ * Write transactions.  Every wtx_* step does nothing once w->rc is set;
+ * the first failure's code and message are the ones reported.
+ */
+
+static void wtx_fail(struct store_wtx *w, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+wtx_fail(struct store_wtx *w, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	STORE_ASSERT(rc != KT_OK);
+	if (w->rc != KT_OK)
+		return;
+	w->rc = rc;
+	if (w->err != NULL && w->errlen > 0) {
+		va_start(ap, fmt);
+		(void)vsnprintf(w->err, w->errlen, fmt, ap);
+		va_end(ap);
+	}
+}
+
+static void
+wtx_mdb(struct store_wtx *w, int mrc, const char *what)
+{
+	if (w->rc != KT_OK)
+		return;
+	w->rc = store_mdb_error(w->s, mrc, what, w->err, w->errlen);
+}
+
+/* Begins a write transaction and reads the tree state from meta. */
+static int
+wtx_begin(struct store *s, struct store_wtx *w, char *err, size_t errlen)
+{
+	int mrc, rc;
+
+	memset(w, 0, sizeof(*w));
+	w->s = s;
+	w->err = err;
+	w->errlen = errlen;
+	if ((mrc = mdb_txn_begin(s->env, NULL, 0, &w->txn)) != 0) {
+		w->txn = NULL;
+		wtx_mdb(w, mrc, "beginning a write transaction");
+		return w->rc;
+	}
+	if ((rc = store_meta_u64(s, w->txn, META_SIZE, &w->size0)) != KT_OK ||
+	    (rc = store_meta_signed(s, w->txn, &w->has_cp, &w->signed_size,
+		 &w->signed_root)) != KT_OK)
+		wtx_fail(w, rc == KT_EIO ? KT_EIO : KT_EINTERNAL,
+		    "log storage meta is unreadable: %s", kt_strerror(rc));
+	w->size = w->size0;
+	for (int l = 0; l < STORE_LEVELS; l++)
+		s->levels[l].loaded = 0;
+	return w->rc;
+}
+
+/* Commits (if commit and nothing failed) or aborts.  Returns w->rc. */
+static int
+wtx_end(struct store_wtx *w, int commit)
+{
+	int mrc;
+
+	if (w->txn == NULL)
+		return w->rc;
+	if (commit && w->rc == KT_OK) {
+		/* Commit frees the transaction whatever it returns. */
+		if ((mrc = mdb_txn_commit(w->txn)) != 0)
+			wtx_mdb(w, mrc, "committing");
+	} else {
+		mdb_txn_abort(w->txn);
+	}
+	w->txn = NULL;
+	return w->rc;
+}
+
+static void
+wtx_put(struct store_wtx *w, enum store_dbi db, const void *k, size_t klen,
+    const void *v, size_t vlen, unsigned flags)
+{
+	MDB_val key = store_val(k, klen), val = store_val(v, vlen);
+	int mrc;
+
+	if (w->rc != KT_OK)
+		return;
+	if ((mrc = mdb_put(w->txn, w->s->dbi[db], &key, &val, flags)) != 0)
+		wtx_mdb(w, mrc, store_db_names[db]);
+}
+
+static void
+wtx_put_meta_u64(struct store_wtx *w, const char *name, uint64_t v)
+{
+	uint8_t b[8];
+
+	kt_put_u64be(b, v);
+	wtx_put(w, DB_META, name, strlen(name), b, sizeof(b), 0);
+}
+
+/*
+ * Looks key up.  Returns 1 and *v (valid until the next write) when
+ * found, 0 when not found or after a failure.
+ */
+static int
+wtx_get(struct store_wtx *w, enum store_dbi db, const void *k, size_t klen,
+    MDB_val *v)
+{
+	MDB_val key = store_val(k, klen);
+	int mrc;
+
+	if (w->rc != KT_OK)
+		return 0;
+	mrc = mdb_get(w->txn, w->s->dbi[db], &key, v);
+	if (mrc == MDB_NOTFOUND)
+		return 0;
+	if (mrc != 0) {
+		wtx_mdb(w, mrc, store_db_names[db]);
+		return 0;
+	}
+	return 1;
+}
+
+static void
+wtx_aux(struct store_wtx *w, const struct store_put *p)
+{
+	MDB_val key = store_val(p->key.p, p->key.len);
+	enum store_dbi db;
+	int mrc;
+
+	if (w->rc != KT_OK)
+		return;
+	STORE_ASSERT(store_aux_dbi(p->db, &db) == KT_OK);
+	if (!p->del) {
+		wtx_put(w, db, p->key.p, p->key.len, p->val.p, p->val.len, 0);
+		return;
+	}
+	mrc = mdb_del(w->txn, w->s->dbi[db], &key, NULL);
+	if (mrc != 0 && mrc != MDB_NOTFOUND)
+		wtx_mdb(w, mrc, store_db_names[db]);
+}
+
+/*
+ * Makes sure the batch holds level l's last tile: the tree of size0 has
+ * size0 >> l hashes at level l, the last (size0 >> l) % 256 of them in
+ * a partial tile.  A batch loads a level before it adds to it, so the
+ * stored tile still has exactly that many.
+ */
+static struct store_level *
+wtx_level(struct store_wtx *w, int l)
+{
+	struct store_level *lv = &w->s->levels[l];
+	uint64_t n = w->size0 >> l;
+	uint8_t k[STORE_TILE_KEY];
+	MDB_val v;
+
+	STORE_ASSERT(l >= 0 && l < STORE_LEVELS);
+	if (lv->loaded || w->rc != KT_OK)
+		return lv;
+	lv->tile = n / KT_TILE_WIDTH;
+	lv->count = (unsigned)(n % KT_TILE_WIDTH);
+	lv->dirty = 0;
+	if (lv->count > 0) {
+		store_tile_key(k, l, lv->tile);
+		if (!wtx_get(w, DB_TILES, k, sizeof(k), &v) ||
+		    v.mv_size != (size_t)lv->count * KT_HASH_SIZE) {
+			wtx_fail(w, KT_EINTERNAL,
+			    "level tile %d/%llu is missing or has the wrong "
+			    "length for tree size %llu",
+			    l, (unsigned long long)lv->tile,
+			    (unsigned long long)w->size0);
+			return lv;
+		}
+		memcpy(lv->h, v.mv_data, v.mv_size);
+	}
+	lv->loaded = 1;
+	return lv;
+}
+
+static void
+wtx_level_flush(struct store_wtx *w, int l)
+{
+	struct store_level *lv = &w->s->levels[l];
+	uint8_t k[STORE_TILE_KEY];
+
+	store_tile_key(k, l, lv->tile);
+	wtx_put(w, DB_TILES, k, sizeof(k), lv->h,
+	    (size_t)lv->count * KT_HASH_SIZE, 0);
+	lv->dirty = 0;
+}
+
+/*
+ * Adds the hash at (level l, position pos), which must be the next one of
+ * its level.  A full tile is written when the next hash needs its place,
+ * so the last hash of every level stays in memory for the next record.
+ */
+static void
+wtx_level_push(
+    struct store_wtx *w, int l, uint64_t pos, const struct kt_hash *h)
+{
+	struct store_level *lv = wtx_level(w, l);
+
+	if (w->rc != KT_OK)
+		return;
+	if (lv->count == KT_TILE_WIDTH) {
+		wtx_level_flush(w, l);
+		lv->tile++;
+		lv->count = 0;
+	}
+	STORE_ASSERT(pos == lv->tile * KT_TILE_WIDTH + lv->count);
+	memcpy(lv->h + (size_t)lv->count * KT_HASH_SIZE, h->b, KT_HASH_SIZE);
+	lv->count++;
+	lv->dirty = 1;
+}
+
+/* Reads the stored hash at (level l, position pos) within the batch. */
+static int
+wtx_hash(struct store_wtx *w, int l, uint64_t pos, struct kt_hash *out)
+{
+	struct store_level *lv = wtx_level(w, l);
+	uint64_t tile = pos / KT_TILE_WIDTH;
+	size_t off = (size_t)(pos % KT_TILE_WIDTH) * KT_HASH_SIZE;
+	uint8_t k[STORE_TILE_KEY];
+	MDB_val v;
+
+	if (w->rc != KT_OK)
+		return w->rc;
+	if (tile == lv->tile) {
+		if (off >= (size_t)lv->count * KT_HASH_SIZE)
+			return KT_ENOTFOUND;
+		memcpy(out->b, lv->h + off, KT_HASH_SIZE);
+		return KT_OK;
+	}
+	store_tile_key(k, l, tile);
+	if (!wtx_get(w, DB_TILES, k, sizeof(k), &v))
+		return w->rc != KT_OK ? w->rc : KT_ENOTFOUND;
+	if (v.mv_size < off + KT_HASH_SIZE)
+		return KT_ENOTFOUND;
+	memcpy(out->b, (const uint8_t *)v.mv_data + off, KT_HASH_SIZE);
+	return KT_OK;
+}
+
+/* The kt_hash_reader_fn of a write batch; ctx is the struct store_wtx. */
+static int
+wtx_read_hashes(
+    void *ctx, const uint64_t *indexes, size_t n, struct kt_hash *out)
+{
+	struct store_wtx *w = ctx;
+	struct kt_hash tmp[KT_READ_MAX];
+	uint64_t pos;
+	int l, rc;
+
+	if (n > KT_READ_MAX)
+		return KT_EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		kt_split_stored_hash_index(indexes[i], &l, &pos);
+		if (l >= STORE_LEVELS)
+			return KT_ENOTFOUND;
+		if ((rc = wtx_hash(w, l, pos, &tmp[i])) != KT_OK)
+			return rc;
+	}
+	memcpy(out, tmp, n * sizeof(tmp[0]));
+	return KT_OK;
+}
+
+static void
+wtx_index(struct store_wtx *w, enum store_dbi db, struct kt_bytes value,
+    uint64_t index)
+{
+	uint8_t k[STORE_INDEX_KEY_MAX];
+	size_t klen;
+
+	if (value.len == 0)
+		return;
+	klen = store_index_key(k, value.p, value.len, index);
+	wtx_put(w, db, k, klen, NULL, 0, 0);
+}
+
+/*
+ * Adds one item: a duplicate only reports the existing index; a new entry
+ * gets the next index, its rows, and the stored hashes it completes
+ * (tlog StoredHashesForRecordHash: the leaf at level 0, then one hash per
+ * trailing one bit of the index, out[i] at level i, position index >> i).
+ */
+static void
+wtx_add(
+    struct store_wtx *w, const struct store_item *it, struct store_result *r)
+{
+	struct kt_hash hs[64];
+	uint8_t k[8];
+	uint64_t idx = w->size;
+	size_t nh;
+	MDB_val v;
+	int rc;
+
+	/*
+	 * An item with a dedup key is a duplicate when that key was seen
+	 * (the same submission again, though its entry would carry a new
+	 * time); otherwise when its leaf hash is already in the log.
+	 */
+	if (it->has_dedup
+		? wtx_get(w, DB_BYDEDUP, it->dedup.b, KT_HASH_SIZE, &v)
+		: wtx_get(w, DB_BYHASH, it->leaf.b, KT_HASH_SIZE, &v)) {
+		if (v.mv_size != 8) {
+			wtx_fail(w, KT_EINTERNAL, "dedup value of length %zu",
+			    v.mv_size);
+			return;
+		}
+		r->index = kt_get_u64be(v.mv_data);
+		r->duplicate = 1;
+		return;
+	}
+	if (w->rc != KT_OK)
+		return;
+	if (idx >= KT_SIZE_MAX - 1) {
+		wtx_fail(w, KT_ETOOBIG, "the log is full");
+		return;
+	}
+	kt_put_u64be(k, idx);
+	/* Entries arrive in key order, which MDB_APPEND exploits. */
+	wtx_put(w, DB_ENTRIES, k, sizeof(k), it->entry.p, it->entry.len,
+	    MDB_APPEND);
+	wtx_put(w, DB_BYHASH, it->leaf.b, KT_HASH_SIZE, k, sizeof(k),
+	    MDB_NOOVERWRITE);
+	if (it->has_dedup)
+		wtx_put(w, DB_BYDEDUP, it->dedup.b, KT_HASH_SIZE, k, sizeof(k),
+		    MDB_NOOVERWRITE);
+	wtx_index(w, DB_BYKEY, it->by_key, idx);
+	wtx_index(w, DB_BYDIGEST, it->by_digest, idx);
+	wtx_index(w, DB_BYARTIFACT, it->by_artifact, idx);
+	for (size_t i = 0; i < it->nputs; i++)
+		wtx_aux(w, &it->puts[i]);
+	if (w->rc != KT_OK)
+		return;
+	rc = kt_stored_hashes(idx, &it->leaf, wtx_read_hashes, w, hs, &nh);
+	if (rc != KT_OK) {
+		wtx_fail(w, KT_EINTERNAL,
+		    "computing the stored hashes of entry %llu: %s",
+		    (unsigned long long)idx, kt_strerror(rc));
+		return;
+	}
+	for (size_t i = 0; i < nh; i++)
+		wtx_level_push(w, (int)i, idx >> i, &hs[i]);
+	w->size = idx + 1;
+	r->index = idx;
+	r->duplicate = 0;
+}
+
+/* Appends the latest signed note to out (if not NULL). */
+static void
+wtx_latest(struct store_wtx *w, struct kt_buf *out)
+{
+	uint8_t k[8];
+	MDB_val v;
+	int rc;
+
+	if (w->rc != KT_OK)
+		return;
+	if (!w->has_cp) {
+		wtx_fail(w, KT_ENOTFOUND, "the log has no checkpoint yet");
+		return;
+	}
+	kt_put_u64be(k, w->signed_size);
+	if (!wtx_get(w, DB_CHECKPOINTS, k, sizeof(k), &v)) {
+		wtx_fail(w, KT_EINTERNAL, "checkpoint %llu is missing",
+		    (unsigned long long)w->signed_size);
+		return;
+	}
+	if (out != NULL && (rc = kt_buf_append(out, v.mv_data, v.mv_size)))
+		wtx_fail(
+		    w, rc, "returning the checkpoint: %s", kt_strerror(rc));
+}
+
+/*
+ * Checks that the tree of w->size with root root extends the last signed
+ * tree (DESIGN.md section 4: the log never signs a checkpoint that is
+ * inconsistent with one it signed before).  The proof comes from the
+ * stored hashes, the old root from meta, so a corrupted tile or a bug in
+ * the batch shows up here instead of in a signature.
+ */
+static void
+wtx_check_extends(struct store_wtx *w, const struct kt_hash *root)
+{
+	struct kt_hash proof[KT_PROOF_MAX];
+	size_t np;
+	int rc;
+
+	if (w->rc != KT_OK || !w->has_cp || w->signed_size == 0)
+		return;
+	if (w->size < w->signed_size) {
+		wtx_fail(w, KT_EINTERNAL,
+		    "tree size %llu is below the signed size %llu",
+		    (unsigned long long)w->size,
+		    (unsigned long long)w->signed_size);
+		return;
+	}
+	rc = kt_prove_consistency(
+	    w->size, w->signed_size, wtx_read_hashes, w, proof, &np);
+	if (rc == KT_OK)
+		rc = kt_consistency_check(
+		    proof, np, w->signed_size, &w->signed_root, w->size, root);
+	if (rc != KT_OK)
+		wtx_fail(w, KT_EINTERNAL,
+		    "the tree of size %llu does not extend the signed tree of "
+		    "size %llu (%s); refusing to sign",
+		    (unsigned long long)w->size,
+		    (unsigned long long)w->signed_size, kt_strerror(rc));
+}
+
+/*
+ * Signs the checkpoint of the tree of w->size with root root and stores
+ * it, with the new size, in checkpoints and meta; appends the signed note
+ * to note_out (if not NULL), whose caller undoes that if the commit fails.
+ */
+static void
+wtx_sign(struct store_wtx *w, const struct kt_hash *root, store_sign_fn sign,
+    void *ctx, struct kt_buf *note_out)
+{
+	struct store *s = w->s;
+	struct kt_checkpoint c;
+	uint8_t k[8];
+	int rc;
+
+	wtx_check_extends(w, root);
+	if (w->rc != KT_OK)
+		return;
+	memset(&c, 0, sizeof(c));
+	c.origin.p = (const uint8_t *)s->origin;
+	c.origin.len = s->originlen;
+	c.size = w->size;
+	c.root = *root;
+	kt_buf_reset(&s->text);
+	kt_buf_reset(&s->note);
+	if ((rc = kt_checkpoint_format(&c, &s->text)) != KT_OK) {
+		wtx_fail(w, KT_EINTERNAL, "formatting checkpoint %llu: %s",
+		    (unsigned long long)w->size, kt_strerror(rc));
+		return;
+	}
+	if ((rc = sign(ctx, s->text.p, s->text.len, &s->note)) != KT_OK) {
+		wtx_fail(w, rc < 0 ? rc : KT_EINTERNAL,
+		    "signing checkpoint %llu failed: %s",
+		    (unsigned long long)w->size, kt_strerror(rc));
+		return;
+	}
+	/* A signed note is the text, a blank line, then signature lines. */
+	if (s->note.len <= s->text.len ||
+	    memcmp(s->note.p, s->text.p, s->text.len) != 0 ||
+	    s->note.p[s->text.len] != '\n') {
+		wtx_fail(w, KT_EINTERNAL,
+		    "the signer returned a note without the checkpoint text");
+		return;
+	}
+	kt_put_u64be(k, w->size);
+	wtx_put(w, DB_CHECKPOINTS, k, sizeof(k), s->note.p, s->note.len, 0);
+	wtx_put_meta_u64(w, META_SIZE, w->size);
+	wtx_put_meta_u64(w, META_SIGNED_SIZE, w->size);
+	wtx_put(w, DB_META, META_SIGNED_ROOT, strlen(META_SIGNED_ROOT), root->b,
+	    KT_HASH_SIZE, 0);
+	if (w->rc == KT_OK && note_out != NULL &&
+	    (rc = kt_buf_append(note_out, s->note.p, s->note.len)) != KT_OK)
+		wtx_fail(
+		    w, rc, "returning the checkpoint: %s", kt_strerror(rc));
+}
+
+static int
+store_put_check(const struct store_put *p)
+{
+	enum store_dbi db;
+
+	if (store_aux_dbi(p->db, &db) != KT_OK || p->key.p == NULL ||
+	    p->key.len == 0)
+		return KT_EINVAL;
+	if (p->key.len > STORE_AUX_KEY_MAX)
+		return KT_ETOOBIG;
+	if (p->del)
+		return KT_OK;
+	if (p->val.len > 0 && p->val.p == NULL)
+		return KT_EINVAL;
+	return p->val.len > STORE_AUX_VALUE_MAX ? KT_ETOOBIG : KT_OK;
+}
+
+static int
+store_index_value_check(struct kt_bytes v)
+{
+	if (v.len > 0 && v.p == NULL)
+		return KT_EINVAL;
+	return v.len > STORE_INDEX_VALUE_MAX ? KT_ETOOBIG : KT_OK;
+}
+
+/* Checks one item's inputs before anything is written. */
+static int
+store_item_check(
+    const struct store_item *it, size_t i, char *err, size_t errlen)
+{
+	struct kt_hash leaf;
+	int rc = KT_OK;
+
+	if ((it->entry.len > 0 && it->entry.p == NULL) ||
+	    it->nputs > STORE_PUTS_MAX || (it->nputs > 0 && it->puts == NULL))
+		rc = KT_EINVAL;
+	else if (it->entry.len > STORE_ENTRY_MAX)
+		rc = KT_ETOOBIG;
+	if (rc == KT_OK)
+		rc = store_index_value_check(it->by_key);
+	if (rc == KT_OK)
+		rc = store_index_value_check(it->by_digest);
+	if (rc == KT_OK)
+		rc = store_index_value_check(it->by_artifact);
+	for (size_t j = 0; rc == KT_OK && j < it->nputs; j++)
+		rc = store_put_check(&it->puts[j]);
+	if (rc != KT_OK) {
+		store_seterr(err, errlen, "item %zu: %s", i, kt_strerror(rc));
+		return rc;
+	}
+	/* A wrong leaf hash would corrupt the tree for good: recompute it. */
+	kt_leaf_hash(it->entry.len > 0 ? it->entry.p : (const uint8_t *)"",
+	    it->entry.len, &leaf);
+	if (memcmp(leaf.b, it->leaf.b, KT_HASH_SIZE) != 0) {
+		store_seterr(err, errlen,
+		    "item %zu: leaf hash does not match the entry", i);
+		return KT_EINVAL;
+	}
+	return KT_OK;
+}
+
+int
+store_append(struct store *s, struct store_item *items, size_t n,
+    store_sign_fn sign, void *ctx, struct kt_buf *note_out, uint64_t *size_out,
+    char *err, size_t errlen)
+{
+	size_t orig = note_out != NULL ? note_out->len : 0;
+	struct store_wtx w;
+	struct kt_hash root = { { 0 } };
+	int rc;
+
+	if (s == NULL || sign == NULL || (n > 0 && items == NULL) ||
+	    n > STORE_BATCH_MAX) {
+		store_seterr(err, errlen, "store_append: invalid arguments");
+		return KT_EINVAL;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((rc = store_item_check(&items[i], i, err, errlen)) != KT_OK)
+			return rc;
+	if (n > s->rescap) {
+		struct store_result *r = realloc(s->res, n * sizeof(*r));
+
+		if (r == NULL) {
+			store_seterr(err, errlen, "out of memory");
+			return KT_ENOMEM;
+		}
+		s->res = r;
+		s->rescap = n;
+	}
+	if (wtx_begin(s, &w, err, errlen) != KT_OK)
+		return wtx_end(&w, 0);
+	for (size_t i = 0; i < n && w.rc == KT_OK; i++)
+		wtx_add(&w, &items[i], &s->res[i]);
+	if (w.rc == KT_OK && w.size == w.size0) {
+		/* Nothing new: nothing to write or sign. */
+		wtx_latest(&w, note_out);
+		if ((rc = wtx_end(&w, 0)) != KT_OK)
+			goto fail;
+	} else {
+		for (int l = 0; l < STORE_LEVELS; l++)
+			if (s->levels[l].loaded && s->levels[l].dirty)
+				wtx_level_flush(&w, l);
+		if (w.rc == KT_OK &&
+		    (rc = kt_tree_hash(w.size, wtx_read_hashes, &w, &root)))
+			wtx_fail(&w, KT_EINTERNAL, "computing root %llu: %s",
+			    (unsigned long long)w.size, kt_strerror(rc));
+		wtx_sign(&w, &root, sign, ctx, note_out);
+		if ((rc = wtx_end(&w, 1)) != KT_OK)
+			goto fail;
+	}
+	for (size_t i = 0; i < n; i++) {
+		items[i].index = s->res[i].index;
+		items[i].duplicate = s->res[i].duplicate;
+	}
+	if (size_out != NULL)
+		*size_out = w.size;
+	return KT_OK;
+fail:
+	if (note_out != NULL)
+		note_out->len = orig;
+	return rc;
+}
+
+int
+store_init_checkpoint(struct store *s, store_sign_fn sign, void *ctx,
+    struct kt_buf *note_out, char *err, size_t errlen)
+{
+	size_t orig = note_out != NULL ? note_out->len : 0;
+	struct store_wtx w;
+	struct kt_hash root;
+	int rc;
+
+	if (s == NULL || sign == NULL) {
+		store_seterr(err, errlen, "store_init_checkpoint: no signer");
+		return KT_EINVAL;
+	}
+	if (wtx_begin(s, &w, err, errlen) != KT_OK)
+		return wtx_end(&w, 0);
+	if (w.has_cp) {
+		wtx_latest(&w, note_out);
+		rc = wtx_end(&w, 0);
+	} else {
+		if (w.size0 != 0)
+			wtx_fail(&w, KT_EINTERNAL,
+			    "tree size %llu has no signed checkpoint",
+			    (unsigned long long)w.size0);
+		kt_empty_root(&root);
+		wtx_sign(&w, &root, sign, ctx, note_out);
+		rc = wtx_end(&w, 1);
+	}
+	if (rc != KT_OK && note_out != NULL)
+		note_out->len = orig;
+	return rc;
+}
+
+int
+store_write(struct store *s, const struct store_put *puts, size_t n, char *err,
+    size_t errlen)
+{
+	struct store_wtx w;
+	int rc;
+
+	if (s == NULL || (n > 0 && puts == NULL) || n > STORE_PUTS_MAX) {
+		store_seterr(err, errlen, "store_write: invalid arguments");
+		return KT_EINVAL;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((rc = store_put_check(&puts[i])) != KT_OK) {
+			store_seterr(
+			    err, errlen, "write %zu: %s", i, kt_strerror(rc));
+			return rc;
+		}
+	if (wtx_begin(s, &w, err, errlen) == KT_OK)
+		for (size_t i = 0; i < n; i++)
+			wtx_aux(&w, &puts[i]);
+	return wtx_end(&w, 1);
+}
+
+int
+store_debug_set_schema(struct store *s, uint64_t version)
+{
+	struct store_wtx w;
+
+	if (wtx_begin(s, &w, NULL, 0) == KT_OK)
+		wtx_put_meta_u64(&w, META_VERSION, version);
+	return wtx_end(&w, 1);
+}
+
+/*
+ * Opening.
+ */
+
+/*
+ * Checks that the stored tree state is coherent: the entries end at the
+ * tree size, a tree with entries has a checkpoint of that size, and the
+ * stored hashes give the signed root.
+ */
+static int
+store_check_tree(struct store *s, char *err, size_t errlen)
+{
+	struct store_rd *rd = NULL;
+	MDB_cursor *cur = NULL;
+	struct kt_hash root;
+	MDB_val k, v;
+	int mrc, rc;
+
+	if ((rc = store_rd_begin(s, &rd)) != KT_OK) {
+		store_seterr(err, errlen, "cannot read log storage: %s",
+		    kt_strerror(rc));
+		return rc;
+	}
+	rc = KT_EPARSE;
+	if (rd->has_cp ? rd->signed_size != rd->size : rd->size != 0) {
+		store_seterr(err, errlen,
+		    "log storage is inconsistent: tree size %llu, no "
+		    "checkpoint of that size",
+		    (unsigned long long)rd->size);
+		goto out;
+	}
+	if ((mrc = mdb_cursor_open(rd->txn, s->dbi[DB_ENTRIES], &cur)) != 0) {
+		rc = store_mdb_error(s, mrc, "entries", err, errlen);
+		goto out;
+	}
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+	if (rd->size == 0 ? mrc != MDB_NOTFOUND
+			  : (mrc != 0 || k.mv_size != 8 ||
+				kt_get_u64be(k.mv_data) != rd->size - 1)) {
+		store_seterr(err, errlen,
+		    "log storage is inconsistent: the entries do not end at "
+		    "tree size %llu",
+		    (unsigned long long)rd->size);
+		goto out;
+	}
+	if (rd->size > 0 &&
+	    (kt_tree_hash(rd->size, store_rd_read_hashes, rd, &root) != KT_OK ||
+		!kt_hash_equal(&root, &rd->signed_root))) {
+		store_seterr(err, errlen,
+		    "log storage is inconsistent: the stored hashes do not "
+		    "give the signed root of size %llu",
+		    (unsigned long long)rd->size);
+		goto out;
+	}
+	rc = KT_OK;
+out:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	store_rd_end(rd);
+	return rc;
+}
+
+/* Opens the named databases and creates or checks meta. */
+static int
+store_schema(struct store *s, char *err, size_t errlen)
+{
+	struct store_wtx w;
+	uint64_t version, size;
+	MDB_val v;
+	MDB_stat st;
+	int mrc, rc;
+
+	memset(&w, 0, sizeof(w));
+	w.s = s;
+	w.err = err;
+	w.errlen = errlen;
+	if ((mrc = mdb_txn_begin(s->env, NULL, 0, &w.txn)) != 0) {
+		w.txn = NULL;
+		wtx_mdb(&w, mrc, "opening log storage");
+		return w.rc;
+	}
+	for (int i = 0; i < DB_COUNT && w.rc == KT_OK; i++)
+		if ((mrc = mdb_dbi_open(w.txn, store_db_names[i], MDB_CREATE,
+			 &s->dbi[i])) != 0)
+			wtx_mdb(&w, mrc, store_db_names[i]);
+	if (w.rc != KT_OK)
+		return wtx_end(&w, 0);
+	rc = store_meta_u64(s, w.txn, META_VERSION, &version);
+	if (rc == KT_ENOTFOUND) {
+		/* A new log, unless something is there without a version. */
+		if ((mrc = mdb_stat(w.txn, s->dbi[DB_META], &st)) != 0)
+			wtx_mdb(&w, mrc, "meta");
+		else if (st.ms_entries != 0)
+			wtx_fail(
+			    &w, KT_EPARSE, "log storage has no schema version");
+		wtx_put_meta_u64(&w, META_VERSION, STORE_SCHEMA_VERSION);
+		wtx_put(&w, DB_META, META_ORIGIN, strlen(META_ORIGIN),
+		    s->origin, s->originlen, 0);
+		wtx_put_meta_u64(&w, META_SIZE, 0);
+		return wtx_end(&w, 1);
+	}
+	if (rc != KT_OK) {
+		wtx_fail(&w, rc == KT_EIO ? KT_EIO : KT_EPARSE,
+		    "log storage schema version is unreadable");
+	} else if (version != STORE_SCHEMA_VERSION) {
+		wtx_fail(&w, KT_EPARSE,
+		    "log storage schema version %llu is not supported (this "
+		    "program reads version %d)",
+		    (unsigned long long)version, STORE_SCHEMA_VERSION);
+	} else if (!wtx_get(
+		       &w, DB_META, META_ORIGIN, strlen(META_ORIGIN), &v)) {
+		wtx_fail(&w, KT_EPARSE, "log storage has no origin");
+	} else if (v.mv_size != s->originlen ||
+	    memcmp(v.mv_data, s->origin, s->originlen) != 0) {
+		wtx_fail(&w, KT_EINVAL,
+		    "log storage belongs to origin \"%.*s\", not \"%s\"",
+		    (int)(v.mv_size > STORE_ORIGIN_MAX ? STORE_ORIGIN_MAX
+						       : v.mv_size),
+		    (const char *)v.mv_data, s->origin);
+	} else if (store_meta_u64(s, w.txn, META_SIZE, &size) != KT_OK ||
+	    size >= KT_SIZE_MAX) {
+		wtx_fail(&w, KT_EPARSE, "log storage has no valid tree size");
+	}
+	/* Only the DBI handles are new; committing keeps them open. */
+	return wtx_end(&w, 1);
+}
+
+static int
+store_origin_check(const char *origin, char *err, size_t errlen)
+{
+	size_t len;
+
+	if (origin == NULL || (len = strlen(origin)) == 0 ||
+	    len > STORE_ORIGIN_MAX ||
+	    kt_note_name_check((const uint8_t *)origin, len) != KT_OK) {
+		store_seterr(err, errlen,
+		    "the log origin must be a valid key name of 1 to %d "
+		    "bytes",
+		    STORE_ORIGIN_MAX);
+		return KT_EINVAL;
+	}
+	return KT_OK;
+}
+
+/* Creates <datadir>/log with mode 0700, or checks it is a directory. */
+static int
+store_mkdir(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (mkdir(path, 0700) == 0)
+		return KT_OK;
+	if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return KT_OK;
+	store_seterr(err, errlen, "cannot create log storage directory %s: %s",
+	    path, strerror(errno));
+	return KT_EIO;
+}
+
+int
+store_open(const char *datadir, const char *origin, uint64_t map_size,
+    struct store **out, char *err, size_t errlen)
+{
+	struct store *s = NULL;
+	char path[PATH_MAX];
+	MDB_envinfo info;
+	int n, mrc, rc, dead;
+
+	if (datadir == NULL || out == NULL) {
+		store_seterr(err, errlen, "store_open: invalid arguments");
+		return KT_EINVAL;
+	}
+	if ((rc = store_origin_check(origin, err, errlen)) != KT_OK)
+		return rc;
+	if (map_size == 0)
+		map_size = STORE_MAP_SIZE_DEFAULT;
+	if (map_size < STORE_MAP_SIZE_MIN || map_size > SIZE_MAX) {
+		store_seterr(err, errlen,
+		    "map size %llu is outside %llu..%zu bytes",
+		    (unsigned long long)map_size,
+		    (unsigned long long)STORE_MAP_SIZE_MIN, (size_t)SIZE_MAX);
+		return KT_EINVAL;
+	}
+	n = snprintf(path, sizeof(path), "%s/log", datadir);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		store_seterr(err, errlen, "data directory path too long");
+		return KT_EINVAL;
+	}
+	rc = KT_ENOMEM;
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (s->levels = calloc(STORE_LEVELS, sizeof(*s->levels))) == NULL) {
+		store_seterr(err, errlen, "out of memory");
+		goto out;
+	}
+	kt_buf_init(&s->text, KT_CHECKPOINT_MAX);
+	kt_buf_init(&s->note, KT_NOTE_MAX);
+	s->originlen = strlen(origin);
+	memcpy(s->origin, origin, s->originlen + 1);
+	s->map_size = map_size;
+	if ((rc = store_mkdir(path, err, errlen)) != KT_OK)
+		goto out;
+	if ((mrc = mdb_env_create(&s->env)) != 0 ||
+	    (mrc = mdb_env_set_maxdbs(s->env, STORE_MAXDBS)) != 0 ||
+	    (mrc = mdb_env_set_mapsize(s->env, (size_t)map_size)) != 0 ||
+	    (mrc = mdb_env_open(s->env, path, MDB_NOTLS, 0600)) != 0) {
+		rc = store_mdb_error(s, mrc, path, err, errlen);
+		goto out;
+	}
+	/* LMDB raises the map to the file's size if that is larger. */
+	if ((mrc = mdb_env_info(s->env, &info)) != 0) {
+		rc = store_mdb_error(s, mrc, path, err, errlen);
+		goto out;
+	}
+	s->map_size = info.me_mapsize;
+	/* Free the reader slots of processes that died mid-read. */
+	if ((mrc = mdb_reader_check(s->env, &dead)) != 0) {
+		rc = store_mdb_error(s, mrc, path, err, errlen);
+		goto out;
+	}
+	if ((rc = store_schema(s, err, errlen)) != KT_OK ||
+	    (rc = store_check_tree(s, err, errlen)) != KT_OK)
+		goto out;
+	*out = s;
+	s = NULL;
+	rc = KT_OK;
+out:
+	store_close(s);
+	return rc;
+}
+
+void
+store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+	/* mdb_env_close also releases a handle whose open failed. */
+	if (s->env != NULL)
+		mdb_env_close(s->env);
+	free(s->levels);
+	free(s->res);
+	kt_buf_free(&s->text);
+	kt_buf_free(&s->note);
+	free(s);
+}
+
+int
+store_stats(struct store *s, struct store_stats *st)
+{
+	struct store_rd *rd;
+	MDB_envinfo info;
+	MDB_stat es;
+	int rc;
+
+	if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &es) != 0)
+		return KT_EIO;
+	if ((rc = store_rd_begin(s, &rd)) != KT_OK)
+		return rc;
+	st->map_size = info.me_mapsize;
+	st->used_bytes = ((uint64_t)info.me_last_pgno + 1) * es.ms_psize;
+	st->entries = rd->size;
+	store_rd_end(rd);
+	return KT_OK;
+}
+
+/*
+ * Read sessions.
+ */
+
+int
+store_rd_begin(struct store *s, struct store_rd **out)
+{
+	struct store_rd *rd;
+	int mrc, rc;
+
+	if ((rd = calloc(1, sizeof(*rd))) == NULL)
+		return KT_ENOMEM;
+	rd->s = s;
+	if ((mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &rd->txn)) != 0) {
+		free(rd);
+		return mrc == MDB_READERS_FULL ? KT_EUNAVAIL
+					       : store_rd_error(mrc);
+	}
+	if ((rc = store_meta_u64(s, rd->txn, META_SIZE, &rd->size)) != KT_OK ||
+	    (rc = store_meta_signed(s, rd->txn, &rd->has_cp, &rd->signed_size,
+		 &rd->signed_root)) != KT_OK) {
+		store_rd_end(rd);
+		return KT_EIO;
+	}
+	*out = rd;
+	return KT_OK;
+}
+
+void
+store_rd_end(struct store_rd *rd)
+{
+	if (rd == NULL)
+		return;
+	mdb_txn_abort(rd->txn);
+	free(rd);
+}
+
+uint64_t
+store_rd_size(const struct store_rd *rd)
+{
+	return rd->size;
+}
+
+/* Looks key up in db and appends its value to out. */
+static int
+store_rd_copy(struct store_rd *rd, enum store_dbi db, const void *key,
+    size_t klen, struct kt_buf *out)
+{
+	MDB_val k = store_val(key, klen), v;
+	int mrc;
+
+	if ((mrc = mdb_get(rd->txn, rd->s->dbi[db], &k, &v)) != 0)
+		return store_rd_error(mrc);
+	return kt_buf_append(out, v.mv_data, v.mv_size);
+}
+
+int
+store_rd_checkpoint(struct store_rd *rd, struct kt_buf *note)
+{
+	if (!rd->has_cp)
+		return KT_ENOTFOUND;
+	return store_rd_checkpoint_at(rd, rd->signed_size, note);
+}
+
+int
+store_rd_checkpoint_at(struct store_rd *rd, uint64_t size, struct kt_buf *note)
+{
+	uint8_t k[8];
+
+	kt_put_u64be(k, size);
+	return store_rd_copy(rd, DB_CHECKPOINTS, k, sizeof(k), note);
+}
+
+int
+store_rd_entry(struct store_rd *rd, uint64_t index, struct kt_buf *out)
+{
+	uint8_t k[8];
+
+	if (index >= rd->size)
+		return KT_ENOTFOUND;
+	kt_put_u64be(k, index);
+	return store_rd_copy(rd, DB_ENTRIES, k, sizeof(k), out);
+}
+
+/*
+ * Finds level tile (l, tile), remembering the last one of each level:
+ * proofs and tile requests come back to the same tiles.  The bytes stay
+ * valid until the session ends (LMDB read-only transactions).
+ */
+static int
+store_rd_level_tile(
+    struct store_rd *rd, int l, uint64_t tile, const uint8_t **p, size_t *len)
+{
+	struct store_rd_tile *c = &rd->cache[l];
+	uint8_t key[STORE_TILE_KEY];
+	MDB_val k, v;
+	int mrc;
+
+	STORE_ASSERT(l >= 0 && l < STORE_LEVELS);
+	if (!c->ok || c->tile != tile) {
+		store_tile_key(key, l, tile);
+		k = store_val(key, sizeof(key));
+		if ((mrc = mdb_get(rd->txn, rd->s->dbi[DB_TILES], &k, &v)) != 0)
+			return store_rd_error(mrc);
+		c->tile = tile;
+		c->p = v.mv_data;
+		c->len = v.mv_size;
+		c->ok = 1;
+	}
+	*p = c->p;
+	*len = c->len;
+	return KT_OK;
+}
+
+static int
+store_tile_args(int level, uint64_t index, unsigned width)
+{
+	if (level < 0 || level > KT_TILE_LEVEL_MAX ||
+	    index > KT_TILE_INDEX_MAX || width == 0 || width > KT_TILE_WIDTH)
+		return KT_EINVAL;
+	return KT_OK;
+}
+
+int
+store_rd_tile(struct store_rd *rd, int level, uint64_t index, unsigned width,
+    struct kt_buf *out)
+{
+	size_t want = (size_t)width * KT_HASH_SIZE, len;
+	const uint8_t *p;
+	int rc;
+
+	if ((rc = store_tile_args(level, index, width)) != KT_OK)
+		return rc;
+	/* C2SP tile L/N is level tile (8L, N); no tree reaches level 63. */
+	if (level * KT_TILE_HEIGHT >= STORE_LEVELS)
+		return KT_ENOTFOUND;
+	rc = store_rd_level_tile(rd, level * KT_TILE_HEIGHT, index, &p, &len);
+	if (rc != KT_OK)
+		return rc;
+	if (len < want)
+		return KT_ENOTFOUND;
+	return kt_buf_append(out, p, want);
+}
+
+int
+store_rd_bundle(
+    struct store_rd *rd, uint64_t index, unsigned width, struct kt_buf *out)
+{
+	size_t orig = out->len;
+	uint64_t first = index * KT_TILE_WIDTH;
+	MDB_cursor *cur = NULL;
+	uint8_t key[8];
+	MDB_val k, v;
+	int mrc, rc;
+
+	if ((rc = store_tile_args(0, index, width)) != KT_OK)
+		return rc;
+	if (first + width > rd->size)
+		return KT_ENOTFOUND;
+	if ((mrc = mdb_cursor_open(rd->txn, rd->s->dbi[DB_ENTRIES], &cur)))
+		return store_rd_error(mrc);
+	kt_put_u64be(key, first);
+	k = store_val(key, sizeof(key));
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+	for (unsigned i = 0; i < width; i++) {
+		if (i > 0)
+			mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		if (mrc != 0) {
+			rc = mrc == MDB_NOTFOUND ? KT_EIO : store_rd_error(mrc);
+			goto out;
+		}
+		/* The entries below the tree size are dense. */
+		if (k.mv_size != 8 || kt_get_u64be(k.mv_data) != first + i) {
+			rc = KT_EIO;
+			goto out;
+		}
+		rc = kt_entry_bundle_append(out, v.mv_data, v.mv_size);
+		if (rc != KT_OK)
+			goto out;
+	}
+	rc = KT_OK;
+out:
+	mdb_cursor_close(cur);
+	if (rc != KT_OK)
+		out->len = orig;
+	return rc;
+}
+
+int
+store_rd_read_hashes(
+    void *ctx, const uint64_t *indexes, size_t n, struct kt_hash *out)
+{
+	struct store_rd *rd = ctx;
+	struct kt_hash tmp[KT_READ_MAX];
+	const uint8_t *p;
+	size_t len, off;
+	uint64_t pos;
+	int l, rc;
+
+	if (n > KT_READ_MAX)
+		return KT_EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (indexes[i] >= KT_SIZE_MAX)
+			return KT_ENOTFOUND;
+		kt_split_stored_hash_index(indexes[i], &l, &pos);
+		if (l >= STORE_LEVELS)
+			return KT_ENOTFOUND;
+		rc = store_rd_level_tile(rd, l, pos / KT_TILE_WIDTH, &p, &len);
+		if (rc != KT_OK)
+			return rc;
+		off = (size_t)(pos % KT_TILE_WIDTH) * KT_HASH_SIZE;
+		if (len < off + KT_HASH_SIZE)
+			return KT_ENOTFOUND;
+		memcpy(tmp[i].b, p + off, KT_HASH_SIZE);
+	}
+	memcpy(out, tmp, n * sizeof(tmp[0]));
+	return KT_OK;
+}
+
+int
+store_rd_find_leaf(
+    struct store_rd *rd, const struct kt_hash *leaf, uint64_t *index)
+{
+	MDB_val k = store_val(leaf->b, KT_HASH_SIZE), v;
+	int mrc;
+
+	if ((mrc = mdb_get(rd->txn, rd->s->dbi[DB_BYHASH], &k, &v)) != 0)
+		return store_rd_error(mrc);
+	if (v.mv_size != 8)
+		return KT_EIO;
+	*index = kt_get_u64be(v.mv_data);
+	return KT_OK;
+}
+
+int
+store_rd_search(struct store_rd *rd, enum store_index which,
+    const uint8_t *value, size_t len, uint64_t after, uint64_t *out, size_t max,
+    size_t *nout, int *more)
+{
+	uint8_t key[STORE_INDEX_KEY_MAX];
+	size_t plen = 1 + len, cnt = 0;
+	MDB_cursor *cur = NULL;
+	enum store_dbi db;
+	int mrc, found = 0;
+	MDB_val k, v;
+
+	if ((unsigned)which >=
+	    sizeof(store_index_dbis) / sizeof(store_index_dbis[0]))
+		return KT_EINVAL;
+	db = store_index_dbis[which];
+	if (len == 0 || value == NULL || max == 0)
+		return KT_EINVAL;
+	if (len > STORE_INDEX_VALUE_MAX)
+		return KT_ETOOBIG;
+	if (after >= KT_SIZE_MAX && after != UINT64_MAX) {
+		*nout = 0;
+		*more = 0;
+		return KT_OK;
+	}
+	/* UINT64_MAX + 1 wraps to 0: from the start. */
+	k = store_val(key, store_index_key(key, value, len, after + 1));
+	if ((mrc = mdb_cursor_open(rd->txn, rd->s->dbi[db], &cur)) != 0)
+		return store_rd_error(mrc);
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (mrc == 0 && k.mv_size == plen + 8 &&
+	    memcmp(k.mv_data, key, plen) == 0) {
+		if (cnt == max) {
+			found = 1;
+			break;
+		}
+		out[cnt++] = kt_get_u64be((const uint8_t *)k.mv_data + plen);
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	if (mrc != 0 && mrc != MDB_NOTFOUND)
+		return store_rd_error(mrc);
+	*nout = cnt;
+	*more = found;
+	return KT_OK;
+}
+
+int
+store_rd_get(struct store_rd *rd, enum store_aux db, const uint8_t *key,
+    size_t klen, struct kt_buf *val)
+{
+	enum store_dbi dbi;
+
+	if (store_aux_dbi(db, &dbi) != KT_OK || key == NULL || klen == 0 ||
+	    klen > STORE_AUX_KEY_MAX)
+		return KT_EINVAL;
+	return store_rd_copy(rd, dbi, key, klen, val);
+}
+
+int
+store_rd_iter(struct store_rd *rd, enum store_aux db,
+    int (*cb)(void *ctx, struct kt_bytes key, struct kt_bytes val), void *ctx)
+{
+	MDB_cursor *cur = NULL;
+	struct kt_bytes kb, vb;
+	enum store_dbi dbi;
+	MDB_val k, v;
+	int mrc, rc = KT_OK;
+
+	if (store_aux_dbi(db, &dbi) != KT_OK || cb == NULL)
+		return KT_EINVAL;
+	if ((mrc = mdb_cursor_open(rd->txn, rd->s->dbi[dbi], &cur)) != 0)
+		return store_rd_error(mrc);
+	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
+	     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		kb.p = k.mv_data;
+		kb.len = k.mv_size;
+		vb.p = v.mv_data;
+		vb.len = v.mv_size;
+		if ((rc = cb(ctx, kb, vb)) != KT_OK)
+			break;
+	}
+	mdb_cursor_close(cur);
+	if (rc == KT_OK && mrc != MDB_NOTFOUND)
+		rc = store_rd_error(mrc);
+	return rc;
+}

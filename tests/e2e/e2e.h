@@ -1,0 +1,85 @@
+/*
+ * End-to-end test harness: starts the real keytrail-logd on 127.0.0.1
+ * with a data directory (and so a real SoftHSM token) in a temp dir, and
+ * talks HTTP to it with libevent's client.  Every network call is bounded
+ * by a timeout and goes only to the loopback address.
+ */
+#ifndef KT_E2E_H
+#define KT_E2E_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "keytrail/common.h"
+
+struct e2e {
+	char dir[256];	/* temp dir holding data/ and logd.log */
+	char data[300]; /* the daemon's --data */
+	uint16_t port;
+	pid_t pid;
+	struct event_base *base;
+	struct evhttp_connection *conn;
+};
+
+struct e2e_resp {
+	int status;
+	struct kt_buf body;
+	char ctype[128];
+	char cache[128];
+	char encoding[64];
+};
+
+/* Creates the temp dir (does not start the daemon). */
+void e2e_init(struct e2e *e);
+/* Starts the daemon on a fresh port and waits until /healthz answers. */
+void e2e_start(struct e2e *e);
+/* Stops it with sig (SIGTERM: checks a clean exit; SIGKILL: a crash). */
+void e2e_stop(struct e2e *e, int sig);
+/* Stops the daemon if running and removes the temp dir. */
+void e2e_cleanup(struct e2e *e);
+
+/* Reads DIR/data/tokens/<name> (without the newline). */
+void e2e_token(const struct e2e *e, const char *name, char *out, size_t outlen);
+
+/*
+ * One request over the harness's keep-alive connection.  token may be
+ * NULL (no Authorization header), body NULL for none.  Fails the test on
+ * a transport error or timeout.  resp->body must be freed by the caller
+ * (e2e_resp_free).
+ */
+void e2e_http(struct e2e *e, const char *method, const char *path,
+    const char *token, const char *body, size_t bodylen, struct e2e_resp *resp);
+/* Same with extra raw headers ("Name: value" lines, NULL-terminated). */
+void e2e_http_h(struct e2e *e, const char *method, const char *path,
+    const char *const *headers, const char *body, size_t bodylen,
+    struct e2e_resp *resp);
+void e2e_resp_free(struct e2e_resp *resp);
+/* The body parsed as JSON (fails the test if it is not). */
+json_t *e2e_json(const struct e2e_resp *resp);
+
+/* One request of a concurrent run. */
+struct e2e_call {
+	const char *path;
+	const char *token;
+	char *body;
+	size_t bodylen;
+	struct e2e_resp resp; /* filled; status 0 if the connection failed */
+};
+
+/*
+ * POSTs calls[0..n) over nconn parallel connections, as fast as the
+ * daemon answers.  Fails the test on timeout.
+ */
+void e2e_post_many(
+    struct e2e *e, struct e2e_call *calls, size_t n, size_t nconn);
+
+/* Runs a shell-free command (argv) and returns its exit status. */
+int e2e_run(char *const argv[]);
+
+#endif

@@ -1,0 +1,241 @@
+/*
+ * keytrail-bench-store: growth of the log's storage, without HTTP.
+ *
+ * Bulk-loads signature-sized entries into a fresh store (logd/store.c, the
+ * same code the daemon runs) in batches, exactly as the sequencer does:
+ * durable commits and a signed checkpoint per batch (Ed25519 in memory
+ * instead of the HSM).  At each milestone it reports the append rate of the
+ * last window, the latency of inclusion proofs at that size (fresh read
+ * session each, like an HTTP request), disk bytes per entry against the
+ * entries' own bytes, and the process's resident memory.
+ *
+ *   keytrail-bench-store DIR [N] [BATCH]     (defaults 1000000, 1024)
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+#include "keytrail/encoding.h"
+#include "keytrail/merkle.h"
+#include "keytrail/note.h"
+#include "store.h"
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int
+sign_cb(void *ctx, const uint8_t *text, size_t len, struct kt_buf *out)
+{
+	return kt_note_sign(text, len, ctx, 1, 0, out);
+}
+
+/* Bytes used by the files of dir (not recursive: LMDB keeps two files). */
+static uint64_t
+dir_bytes(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	uint64_t total = 0;
+	char p[1024];
+	struct stat st;
+
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		int len = snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+
+		if (len > 0 && (size_t)len < sizeof(p) && stat(p, &st) == 0 &&
+		    S_ISREG(st.st_mode))
+			total += (uint64_t)st.st_blocks * 512;
+	}
+	closedir(d);
+	return total;
+}
+
+/* Resident anonymous memory in KiB (LMDB's map is file-backed). */
+static long
+rss_anon_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long v = -1;
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, "RssAnon:", 8) == 0)
+			v = strtol(line + 8, NULL, 10);
+	}
+	fclose(f);
+	return v;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* p50 and p99 of 2000 inclusion proofs at random indexes below size. */
+static void
+proof_latency(struct store *st, uint64_t size, double *p50, double *p99)
+{
+	enum {
+		K = 2000
+	};
+	static double lat[K];
+
+	for (int i = 0; i < K; i++) {
+		struct kt_hash proof[KT_PROOF_MAX];
+		struct store_rd *rd;
+		uint64_t idx;
+		size_t np;
+		double t0 = now();
+
+		if (RAND_bytes((uint8_t *)&idx, sizeof(idx)) != 1)
+			exit(1);
+		idx %= size;
+		if (store_rd_begin(st, &rd) != KT_OK ||
+		    kt_prove_inclusion(size, idx, store_rd_read_hashes, rd,
+			proof, &np) != KT_OK)
+			exit(1);
+		store_rd_end(rd);
+		lat[i] = now() - t0;
+	}
+	qsort(lat, K, sizeof(lat[0]), cmp_double);
+	*p50 = lat[K / 2];
+	*p99 = lat[K * 99 / 100];
+}
+
+int
+main(int argc, char **argv)
+{
+	uint64_t n = argc > 2 ? strtoull(argv[2], NULL, 10) : 1000000;
+	size_t batch = argc > 3 ? strtoul(argv[3], NULL, 10) : 1024;
+	const uint64_t marks[] = { 10000, 100000, 1000000, 10000000,
+		100000000 };
+	struct kt_note_ed25519 *key = NULL;
+	struct kt_note_signer signer;
+	struct store *st = NULL;
+	struct store_item *items;
+	char(*ent)[520], (*digests)[65], err[256], logdir[1024];
+	uint8_t seed[32];
+	uint64_t done = 0, entry_bytes = 0, win_start = 0;
+	double t_win;
+	size_t mi = 0;
+
+	if (argc < 2 || batch == 0 || batch > STORE_BATCH_MAX || n == 0) {
+		fprintf(
+		    stderr, "usage: keytrail-bench-store DIR [N] [BATCH]\n");
+		return 2;
+	}
+	if (RAND_bytes(seed, sizeof(seed)) != 1 ||
+	    kt_note_ed25519_new(seed, &key) != KT_OK)
+		return 1;
+	memset(&signer, 0, sizeof(signer));
+	{
+		uint8_t pub[32];
+
+		kt_note_ed25519_public(key, pub);
+		if (kt_note_vkey_init("bench.example/log", 17, KT_NOTE_ED25519,
+			pub, &signer.key) != KT_OK)
+			return 1;
+	}
+	signer.sign = kt_note_ed25519_sign;
+	signer.ctx = key;
+	if (store_open(argv[1], "bench.example/log", UINT64_C(64) << 30, &st,
+		err, sizeof(err)) != KT_OK ||
+	    store_init_checkpoint(
+		st, sign_cb, &signer, NULL, err, sizeof(err)) != KT_OK) {
+		fprintf(stderr, "keytrail-bench-store: %s\n", err);
+		return 1;
+	}
+	snprintf(logdir, sizeof(logdir), "%s/log", argv[1]);
+	items = calloc(batch, sizeof(*items));
+	ent = calloc(batch, sizeof(*ent));
+	digests = calloc(batch, sizeof(*digests));
+	if (items == NULL || ent == NULL || digests == NULL)
+		return 1;
+	printf("%12s %12s %10s %10s %12s %10s\n", "entries", "appends/s",
+	    "proof p50", "proof p99", "disk B/entry", "RSS anon");
+	t_win = now();
+	while (done < n) {
+		size_t k = n - done < batch ? (size_t)(n - done) : batch;
+
+		for (size_t i = 0; i < k; i++) {
+			uint8_t d[32], sig[64];
+			char sig64[100];
+			int len;
+
+			if (RAND_bytes(d, 32) != 1 || RAND_bytes(sig, 64) != 1)
+				return 1;
+			kt_hex_encode(d, 32, digests[i]);
+			if (kt_b64_encode(sig, 64, sig64, sizeof(sig64)) < 0)
+				return 1;
+			/* The shape and size of a real signature entry. */
+			len = snprintf(ent[i], sizeof(ent[i]),
+			    "{\"alg\":\"ed25519\",\"approvers\":[],"
+			    "\"artifact\":"
+			    "{\"name\":\"pkg-%llu.tar.gz\",\"size\":%llu},"
+			    "\"digest\":\"%s\",\"key\":\"%064d\",\"kind\":"
+			    "\"signature\",\"policy\":\"%064d\",\"principal\":"
+			    "\"ci\",\"sig\":\"%s\",\"time\":"
+			    "\"2026-11-29T10:00:00Z\"}",
+			    (unsigned long long)((done + i) % 5000),
+			    (unsigned long long)(done + i), digests[i], 7, 9,
+			    sig64);
+			memset(&items[i], 0, sizeof(items[i]));
+			items[i].entry.p = (const uint8_t *)ent[i];
+			items[i].entry.len = (size_t)len;
+			kt_leaf_hash(items[i].entry.p, items[i].entry.len,
+			    &items[i].leaf);
+			items[i].by_digest.p = (const uint8_t *)digests[i];
+			items[i].by_digest.len = 64;
+			items[i].by_key.p = (const uint8_t *)"7";
+			items[i].by_key.len = 1;
+			entry_bytes += (uint64_t)len;
+		}
+		if (store_append(st, items, k, sign_cb, &signer, NULL, NULL,
+			err, sizeof(err)) != KT_OK) {
+			fprintf(stderr, "keytrail-bench-store: %s\n", err);
+			return 1;
+		}
+		done += k;
+		if (mi < sizeof(marks) / sizeof(marks[0]) &&
+		    done >= marks[mi]) {
+			double rate =
+			    (double)(done - win_start) / (now() - t_win);
+			double p50, p99;
+
+			proof_latency(st, done, &p50, &p99);
+			printf("%12llu %12.0f %8.1fus %8.1fus %12.0f %8ldKiB"
+			       "   (entries avg %.0f B)\n",
+			    (unsigned long long)done, rate, p50 * 1e6,
+			    p99 * 1e6, (double)dir_bytes(logdir) / (double)done,
+			    rss_anon_kib(), (double)entry_bytes / (double)done);
+			fflush(stdout);
+			mi++;
+			win_start = done;
+			t_win = now();
+		}
+	}
+	store_close(st);
+	kt_note_ed25519_free(key);
+	free(items);
+	free(ent);
+	free(digests);
+	return 0;
+}
