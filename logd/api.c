@@ -36,7 +36,6 @@
 /* Largest DER SubjectPublicKeyInfo accepted (RSA-4096 is ~550 bytes). */
 #define API_SPKI_MAX 2048
 /* Largest signature accepted (RSA-4096: 512 bytes). */
-#define API_SIG_MAX 1024
 
 static const char *const no_params[] = { NULL };
 
@@ -297,42 +296,7 @@ api_key_alg(EVP_PKEY *pk)
 	}
 }
 
-/*
- * Verifies sig over the 32-byte digest with the key's SPKI: pre-hashed
- * ECDSA and RSA-PSS (SHA-256, salt 32), or Ed25519 over the digest bytes.
- */
-static int
-api_verify_sig(const uint8_t *spki, size_t spkilen, const char *alg,
-    const uint8_t digest[32], const uint8_t *sig, size_t siglen)
-{
-	const uint8_t *p = spki;
-	EVP_PKEY *pk = d2i_PUBKEY(NULL, &p, (long)spkilen);
-	EVP_PKEY_CTX *pctx = NULL;
-	EVP_MD_CTX *md = NULL;
-	int ok = 0;
-
-	if (pk == NULL)
-		return KT_EVERIFY;
-	if (strcmp(alg, "ed25519") == 0) {
-		if ((md = EVP_MD_CTX_new()) != NULL &&
-		    EVP_DigestVerifyInit(md, NULL, NULL, NULL, pk) == 1)
-			ok = EVP_DigestVerify(md, sig, siglen, digest, 32) == 1;
-	} else if ((pctx = EVP_PKEY_CTX_new(pk, NULL)) != NULL &&
-	    EVP_PKEY_verify_init(pctx) == 1 &&
-	    EVP_PKEY_CTX_set_signature_md(pctx, EVP_sha256()) == 1) {
-		if (strncmp(alg, "rsa", 3) == 0 &&
-		    (EVP_PKEY_CTX_set_rsa_padding(
-			 pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
-			EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, 32) != 1))
-			goto out;
-		ok = EVP_PKEY_verify(pctx, sig, siglen, digest, 32) == 1;
-	}
-out:
-	EVP_MD_CTX_free(md);
-	EVP_PKEY_CTX_free(pctx);
-	EVP_PKEY_free(pk);
-	return ok ? KT_OK : KT_EVERIFY;
-}
+static void api_key_drop(struct api *a, const char *keyid);
 
 /* ---- write path --------------------------------------------------------- */
 
@@ -349,6 +313,10 @@ struct api_write {
 	struct kt_buf entry;
 	char keyid[65];
 	char digest[65];
+	char alg[32];
+	char principal[CONF_NAME_MAX + 1];
+	json_t *body; /* the request, while its signature is checked */
+	struct verify_job vj;
 	struct kt_buf artifact;
 	struct kt_buf keyrec;
 	struct store_put put;
@@ -359,6 +327,8 @@ api_write_free(struct api_write *w)
 {
 	if (w == NULL)
 		return;
+	verify_job_clear(&w->vj);
+	json_decref(w->body);
 	kt_buf_free(&w->entry);
 	kt_buf_free(&w->artifact);
 	kt_buf_free(&w->keyrec);
@@ -472,8 +442,10 @@ api_write_done(struct seq_req *req, void *arg)
 	    (json_int_t)w->req.item.index, "leaf_hash", hex, "proof",
 	    (const char *)proof.p, proof.len, "size",
 	    (json_int_t)w->req.cp->size);
-	if (j != NULL && w->kind == API_W_KEY)
+	if (j != NULL && w->kind == API_W_KEY) {
 		json_object_set_new(j, "key", json_string(w->keyid));
+		api_key_drop(a, w->keyid);
+	}
 	if (j != NULL && w->req.item.duplicate)
 		json_object_set_new(j, "duplicate", json_true());
 	http_reply_json(w->r, 200, j);
@@ -513,6 +485,95 @@ api_submit(struct api *a, struct api_write *w, json_t *entry)
 	a->entries_submitted++;
 }
 
+/*
+ * The key cache: parsed public keys of registered keys, so a submission
+ * costs no store read and no DER parsing.  Direct-mapped by key ID; a
+ * key's slot is dropped whenever a key entry for it commits.
+ */
+static struct api_key *
+api_key_slot(struct api *a, const char *keyid)
+{
+	uint8_t b[2];
+
+	if (kt_hex_decode_exact(keyid, 4, b, 2) != KT_OK)
+		return NULL;
+	return &a->keys[((b[0] << 8) | b[1]) % API_KEY_CACHE];
+}
+
+static void
+api_key_drop(struct api *a, const char *keyid)
+{
+	struct api_key *k = api_key_slot(a, keyid);
+
+	if (k != NULL && strcmp(k->id, keyid) == 0) {
+		EVP_PKEY_free(k->pk);
+		memset(k, 0, sizeof(*k));
+	}
+}
+
+void
+api_keys_free(struct api *a)
+{
+	for (size_t i = 0; i < API_KEY_CACHE; i++)
+		EVP_PKEY_free(a->keys[i].pk);
+	memset(a->keys, 0, sizeof(a->keys));
+}
+
+/*
+ * Returns the registered key keyid (from the cache or the store), or NULL
+ * after replying 404/500.
+ */
+static struct api_key *
+api_key_get(struct api *a, struct http_req *r, const char *keyid)
+{
+	struct api_key *k = api_key_slot(a, keyid);
+	struct store_rd *rd;
+	json_t *rec;
+	const char *alg, *spki, *state;
+	uint8_t der[API_SPKI_MAX];
+	const uint8_t *dp = der;
+	size_t dlen;
+	EVP_PKEY *pk;
+
+	if (k == NULL || strlen(keyid) != 64) {
+		http_reply_error(r, 404, "unknown_key",
+		    "key: no registered key has this ID");
+		return NULL;
+	}
+	if (strcmp(k->id, keyid) == 0)
+		return k;
+	if ((rd = api_rd(a, r)) == NULL)
+		return NULL;
+	rec = api_key_load(rd, keyid);
+	store_rd_end(rd);
+	if (rec == NULL) {
+		http_reply_error(r, 404, "unknown_key",
+		    "key: no registered key has this ID");
+		return NULL;
+	}
+	alg = json_string_value(json_object_get(rec, "alg"));
+	spki = json_string_value(json_object_get(rec, "spki"));
+	state = json_string_value(json_object_get(rec, "state"));
+	if (alg == NULL || spki == NULL || state == NULL ||
+	    strlen(alg) >= sizeof(k->alg) ||
+	    kt_b64_decode(spki, strlen(spki), der, sizeof(der), &dlen) !=
+		KT_OK ||
+	    (pk = d2i_PUBKEY(NULL, &dp, (long)dlen)) == NULL) {
+		json_decref(rec);
+		http_reply_error(r, 500, "internal", "key record unreadable");
+		return NULL;
+	}
+	EVP_PKEY_free(k->pk);
+	memcpy(k->id, keyid, 65);
+	snprintf(k->alg, sizeof(k->alg), "%s", alg);
+	k->active = strcmp(state, "active") == 0;
+	k->pk = pk;
+	json_decref(rec);
+	return k;
+}
+
+static void api_entries_verified(struct verify_job *job, void *arg);
+
 /* POST /v1/entries: log a signature made elsewhere by a registered key. */
 static void
 api_post_entries(struct http_req *r, void *arg)
@@ -522,13 +583,11 @@ api_post_entries(struct http_req *r, void *arg)
 	static const char *const afields[] = { "name", "size", NULL };
 	struct api *a = arg;
 	const struct principal *p;
-	struct store_rd *rd;
 	struct api_write *w = NULL;
-	json_t *body = NULL, *rec = NULL, *art, *entry = NULL;
-	const char *keyid, *digest, *sig, *alg, *spki, *state;
-	uint8_t dig[32], sigb[API_SIG_MAX], spkib[API_SPKI_MAX];
-	size_t siglen, spkilen;
-	char now[32];
+	struct api_key *k;
+	json_t *body = NULL, *art;
+	const char *keyid, *digest, *sig;
+	uint8_t dig[32];
 
 	if ((p = api_auth(a, r, ROLE_SUBMITTER)) == NULL)
 		return;
@@ -537,18 +596,11 @@ api_post_entries(struct http_req *r, void *arg)
 	if (api_fields(r, body, fields) != 0 ||
 	    (keyid = api_str(r, body, "key", 64, 1)) == NULL ||
 	    (digest = api_str(r, body, "digest", 64, 1)) == NULL ||
-	    (sig = api_str(r, body, "sig", 2 * API_SIG_MAX, 1)) == NULL)
+	    (sig = api_str(r, body, "sig", 2 * VERIFY_SIG_MAX, 1)) == NULL)
 		goto out;
 	if (kt_hex_decode_exact(digest, strlen(digest), dig, 32) != KT_OK) {
 		http_reply_error(r, 400, "bad_request",
 		    "digest: must be 64 lowercase hex digits (SHA-256)");
-		goto out;
-	}
-	if (kt_b64_decode(sig, strlen(sig), sigb, sizeof(sigb), &siglen) !=
-		KT_OK ||
-	    siglen == 0) {
-		http_reply_error(
-		    r, 400, "bad_request", "sig: must be canonical base64");
 		goto out;
 	}
 	art = json_object_get(body, "artifact");
@@ -579,79 +631,98 @@ api_post_entries(struct http_req *r, void *arg)
 			goto out;
 		}
 	}
-	if ((rd = api_rd(a, r)) == NULL)
-		goto out;
-	rec = api_key_load(rd, keyid);
-	store_rd_end(rd);
-	if (rec == NULL) {
-		http_reply_error(r, 404, "unknown_key",
-		    "key: no registered key has this ID");
+	if ((w = api_write_new(a, r, API_W_ENTRY)) == NULL) {
+		http_reply_error(r, 500, "internal", "out of memory");
 		goto out;
 	}
-	alg = json_string_value(json_object_get(rec, "alg"));
-	spki = json_string_value(json_object_get(rec, "spki"));
-	state = json_string_value(json_object_get(rec, "state"));
-	if (alg == NULL || spki == NULL || state == NULL ||
-	    kt_b64_decode(spki, strlen(spki), spkib, sizeof(spkib), &spkilen) !=
-		KT_OK) {
-		http_reply_error(r, 500, "internal", "key record unreadable");
+	if (kt_b64_decode(sig, strlen(sig), w->vj.sig, sizeof(w->vj.sig),
+		&w->vj.siglen) != KT_OK ||
+	    w->vj.siglen == 0) {
+		http_reply_error(
+		    r, 400, "bad_request", "sig: must be canonical base64");
 		goto out;
 	}
-	if (strcmp(state, "active") != 0) {
-		log_warn("entries: %s submitted for %s key %s", p->name, state,
-		    keyid);
+	if ((k = api_key_get(a, r, keyid)) == NULL)
+		goto out;
+	if (!k->active) {
+		log_warn(
+		    "entries: %s submitted for revoked key %s", p->name, keyid);
 		http_reply_error(r, 403, "key_revoked",
 		    "key: revoked keys cannot log new signatures");
 		goto out;
 	}
-	if (api_verify_sig(spkib, spkilen, alg, dig, sigb, siglen) != KT_OK) {
+	memcpy(w->keyid, keyid, 65);
+	memcpy(w->digest, digest, 65);
+	snprintf(w->alg, sizeof(w->alg), "%s", k->alg);
+	snprintf(w->principal, sizeof(w->principal), "%s", p->name);
+	w->body = json_incref(body);
+	memcpy(w->vj.digest, dig, 32);
+	w->vj.rsa_pss = strncmp(k->alg, "rsa", 3) == 0;
+	w->vj.pk = k->pk;
+	EVP_PKEY_up_ref(k->pk);
+	w->vj.done = api_entries_verified;
+	w->vj.arg = w;
+	/* Verified on a worker thread; continues in api_entries_verified. */
+	verify_submit(a->verify, &w->vj);
+	w = NULL;
+out:
+	api_write_free(w);
+	json_decref(body);
+}
+
+/* Builds the signature entry once its signature verified, and logs it. */
+static void
+api_entries_verified(struct verify_job *job, void *arg)
+{
+	static const char tag[] = "keytrail dedup v1\n";
+	struct api_write *w = arg;
+	struct api *a = w->a;
+	struct http_req *r = w->r;
+	json_t *art = json_object_get(w->body, "artifact");
+	const char *sig = json_string_value(json_object_get(w->body, "sig"));
+	json_t *sub, *entry;
+	struct kt_buf sb;
+	char now[32];
+
+	verify_job_clear(job);
+	if (job->result != KT_OK) {
 		http_reply_error(r, 422, "bad_signature",
 		    "sig: does not verify over digest with this key");
-		goto out;
-	}
-	if ((w = api_write_new(a, r, API_W_ENTRY)) == NULL) {
-		http_reply_error(r, 500, "internal", "out of memory");
-		goto out;
+		api_write_free(w);
+		return;
 	}
 	/*
 	 * Resubmitting the same signature (same key, digest, signature and
 	 * artifact) must return its first index even though a new entry
 	 * would carry a new time: the store deduplicates on this key, inside
-	 * the write transaction.
+	 * the write transaction.  The tag comes last: the canonical JSON
+	 * fixes its own end.
 	 */
-	api_time(now);
-	{
-		json_t *sub = json_pack("{s:s, s:s, s:s, s:s}", "kind",
-		    "submission", "key", keyid, "digest", digest, "sig", sig);
-		static const char tag[] = "keytrail dedup v1\n";
-		struct kt_buf sb;
-
-		kt_buf_init(&sb, KT_ENTRY_MAX + sizeof(tag));
-		if (sub != NULL && art != NULL)
-			json_object_set(sub, "artifact", art);
-		if (sub == NULL || kt_entry_encode(sub, &sb) != KT_OK ||
-		    kt_buf_append(&sb, tag, sizeof(tag) - 1) != KT_OK) {
-			json_decref(sub);
-			kt_buf_free(&sb);
-			http_reply_error(
-			    r, 400, "bad_request", "submission too large");
-			api_write_free(w);
-			goto out;
-		}
-		/* The tag comes last: the canonical JSON fixes its own end. */
-		SHA256(sb.p, sb.len, w->req.item.dedup.b);
-		w->req.item.has_dedup = 1;
+	sub = json_pack("{s:s, s:s, s:s, s:s}", "kind", "submission", "key",
+	    w->keyid, "digest", w->digest, "sig", sig);
+	kt_buf_init(&sb, KT_ENTRY_MAX + sizeof(tag));
+	if (sub != NULL && art != NULL)
+		json_object_set(sub, "artifact", art);
+	if (sub == NULL || kt_entry_encode(sub, &sb) != KT_OK ||
+	    kt_buf_append(&sb, tag, sizeof(tag) - 1) != KT_OK) {
 		json_decref(sub);
 		kt_buf_free(&sb);
+		http_reply_error(r, 400, "bad_request", "submission too large");
+		api_write_free(w);
+		return;
 	}
+	SHA256(sb.p, sb.len, w->req.item.dedup.b);
+	w->req.item.has_dedup = 1;
+	json_decref(sub);
+	kt_buf_free(&sb);
+
+	api_time(now);
 	entry = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:[], s:s}",
-	    "kind", "signature", "key", keyid, "alg", alg, "digest", digest,
-	    "sig", sig, "principal", p->name, "time", now, "approvers",
-	    "policy", a->policy_hex);
+	    "kind", "signature", "key", w->keyid, "alg", w->alg, "digest",
+	    w->digest, "sig", sig, "principal", w->principal, "time", now,
+	    "approvers", "policy", a->policy_hex);
 	if (entry != NULL && art != NULL)
 		json_object_set(entry, "artifact", art);
-	memcpy(w->keyid, keyid, 65);
-	memcpy(w->digest, digest, 65);
 	w->req.item.by_key.p = (const uint8_t *)w->keyid;
 	w->req.item.by_key.len = 64;
 	w->req.item.by_digest.p = (const uint8_t *)w->digest;
@@ -667,12 +738,9 @@ api_post_entries(struct http_req *r, void *arg)
 	if (entry == NULL) {
 		http_reply_error(r, 500, "internal", "out of memory");
 		api_write_free(w);
-		goto out;
+		return;
 	}
 	api_submit(a, w, entry);
-out:
-	json_decref(rec);
-	json_decref(body);
 }
 
 /* Fills the key record and entry of an import; replies on failure. */

@@ -14,11 +14,25 @@
 #include "keytrail/note.h"
 #include "seq.h"
 #include "store.h"
+#include "verify.h"
+
+/* Slots of the key cache (direct-mapped by key ID). */
+#define API_KEY_CACHE 1024
+
+/* A registered key as the write path needs it. */
+struct api_key {
+	char id[65]; /* "" when the slot is empty */
+	char alg[32];
+	int active;
+	EVP_PKEY *pk;
+};
 
 struct api {
 	struct conf *conf;
 	struct store *st;
 	struct seq *seq;
+	struct verify *verify;
+	struct api_key keys[API_KEY_CACHE];
 	struct kt_note_vkey log_vkey; /* the checkpoint key */
 	char vkey_str[512];	      /* its vkey string */
 	char policy_hex[65]; /* SHA-256 of the policy (principals) in force */
@@ -31,6 +45,9 @@ struct api {
 	uint64_t latency_hist[12]; /* <=1ms, 2, 5, 10, 20, 50, 100, ... */
 	uint64_t latency_count;
 };
+
+/* Frees the key cache. */
+void api_keys_free(struct api *a);
 
 /* The route table (static; lives as long as the program). */
 extern const struct http_route api_routes[];

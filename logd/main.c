@@ -30,6 +30,7 @@
 #include "seq.h"
 #include "setup.h"
 #include "store.h"
+#include "verify.h"
 
 #define LOGD_DEFAULT_LISTEN "127.0.0.1:8080"
 #define LOGD_DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
@@ -321,6 +322,17 @@ main(int argc, char **argv)
 		snprintf(err, sizeof(err), "cannot start the sequencer");
 		goto fail;
 	}
+	{
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+		/* Leave one core to the HTTP thread. */
+		if (verify_new(d->base, ncpu > 2 ? (unsigned)(ncpu - 1) : 1,
+			&d->api.verify) != KT_OK) {
+			snprintf(err, sizeof(err),
+			    "cannot start the verification threads");
+			goto fail;
+		}
+	}
 	d->api.conf = &d->conf;
 	memcpy(d->api.policy_hex, d->conf.principals_sha256, 65);
 	d->api.st = d->st;
@@ -360,10 +372,14 @@ main(int argc, char **argv)
 fail:
 	fprintf(stderr, "keytrail-logd: %s\n", err[0] ? err : "failed");
 out:
+	/* Jobs still verifying finish (and answer 503) before the server goes.
+	 */
+	verify_free(d->api.verify);
 	if (d->seq != NULL)
 		seq_stop(d->seq);
 	if (d->http != NULL)
 		http_free(d->http);
+	api_keys_free(&d->api);
 	if (d->sigterm)
 		event_free(d->sigterm);
 	if (d->sigint)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <zlib.h>
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -103,6 +104,58 @@ import_key(struct e2e *e, const struct signer *s, const char *label)
 		fail_msg("import: %d %.*s", r.status, (int)r.body.len,
 		    (char *)r.body.p);
 	e2e_resp_free(&r);
+}
+
+/* Imports s's key as principal who, expecting status. */
+static void
+import_key_expect(
+    struct e2e *e, const char *who, int status, const struct signer *s)
+{
+	char tok[128], body[512];
+	struct e2e_resp r;
+
+	e2e_token(e, who, tok, sizeof(tok));
+	snprintf(body, sizeof(body),
+	    "{\"action\":\"import\",\"label\":\"again\",\"spki\":\"%s\"}",
+	    s->spki_b64);
+	e2e_http(e, "POST", "/v1/keys", tok, body, strlen(body), &r);
+	assert_int_equal(r.status, status);
+	e2e_resp_free(&r);
+}
+
+static uint8_t *
+tu_read_file_e2e(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *p = malloc(1 << 20);
+	size_t n;
+
+	assert_non_null(f);
+	assert_non_null(p);
+	n = fread(p, 1, (1 << 20) - 1, f);
+	fclose(f);
+	p[n] = 0;
+	*len = n;
+	return p;
+}
+
+/* The JSON of the admin principal in a principals file (static buffer). */
+static const char *
+admin_entry(const char *doc)
+{
+	static char out[1024];
+	json_t *j = json_loads(doc, 0, NULL);
+	char *s;
+
+	assert_non_null(j);
+	s = json_dumps(
+	    json_object_get(json_object_get(j, "principals"), "admin"),
+	    JSON_COMPACT);
+	assert_non_null(s);
+	snprintf(out, sizeof(out), "%s", s);
+	free(s);
+	json_decref(j);
+	return out;
 }
 
 /* The log's trust: vkey from /v1/log (pinned by the test at first use). */
@@ -995,6 +1048,146 @@ test_crash_safety(void **state)
 	e2e_cleanup(&e);
 }
 
+/* Gunzips p[0..n) into out (test helper). */
+static void
+gunzip(const uint8_t *p, size_t n, struct kt_buf *out)
+{
+	z_stream z;
+	uint8_t chunk[65536];
+	int rc;
+
+	memset(&z, 0, sizeof(z));
+	assert_int_equal(inflateInit2(&z, 15 + 16), Z_OK);
+	z.next_in = (Bytef *)(uintptr_t)p;
+	z.avail_in = (uInt)n;
+	do {
+		z.next_out = chunk;
+		z.avail_out = sizeof(chunk);
+		rc = inflate(&z, Z_NO_FLUSH);
+		assert_true(rc == Z_OK || rc == Z_STREAM_END);
+		assert_int_equal(
+		    kt_buf_append(out, chunk, sizeof(chunk) - z.avail_out),
+		    KT_OK);
+	} while (rc != Z_STREAM_END);
+	inflateEnd(&z);
+}
+
+static void
+test_gzip_metrics_reload(void **state)
+{
+	struct e2e e;
+	struct trust tr;
+	struct signer s;
+	struct e2e_resp plain, gz, r;
+	struct kt_buf un;
+	char tok[128], path[400], newtok[80], hash[65];
+	const char *hdrs[] = { "Accept-Encoding: gzip", NULL };
+	struct kt_hash h;
+	FILE *f;
+
+	(void)state;
+	e2e_init(&e);
+	e2e_start(&e);
+	trust_get(&e, &tr);
+	signer_new(&s);
+	import_key(&e, &s, "gz");
+	e2e_token(&e, "ci", tok, sizeof(tok));
+	for (int i = 0; i < 20; i++) {
+		char seed[32];
+		char *b;
+
+		snprintf(seed, sizeof(seed), "gz-%d", i);
+		b = entry_body(&s, seed, "gz.bin");
+		e2e_http(&e, "POST", "/v1/entries", tok, b, strlen(b), &r);
+		assert_int_equal(r.status, 200);
+		e2e_resp_free(&r);
+		free(b);
+	}
+	/* Entry bundles: gzip when asked, identical once inflated. */
+	e2e_http(&e, "GET", "/tile/entries/000.p/21", NULL, NULL, 0, &plain);
+	assert_int_equal(plain.status, 200);
+	assert_string_equal(plain.encoding, "");
+	e2e_http_h(&e, "GET", "/tile/entries/000.p/21", hdrs, NULL, 0, &gz);
+	assert_int_equal(gz.status, 200);
+	assert_string_equal(gz.encoding, "gzip");
+	assert_true(gz.body.len < plain.body.len);
+	kt_buf_init(&un, 1 << 24);
+	gunzip(gz.body.p, gz.body.len, &un);
+	assert_int_equal(un.len, plain.body.len);
+	assert_memory_equal(un.p, plain.body.p, un.len);
+	kt_buf_free(&un);
+	e2e_resp_free(&plain);
+	e2e_resp_free(&gz);
+
+	/* Metrics count what happened. */
+	e2e_http(&e, "GET", "/metrics", NULL, NULL, 0, &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(kt_buf_terminate(&r.body), KT_OK);
+	assert_non_null(strstr((char *)r.body.p, "keytrail_tree_size 21\n"));
+	assert_non_null(
+	    strstr((char *)r.body.p, "keytrail_entries_appended_total 21\n"));
+	assert_non_null(strstr(
+	    (char *)r.body.p, "keytrail_http_responses_total{status=\"200\"}"));
+	e2e_resp_free(&r);
+
+	/* SIGHUP with a broken principals file keeps the old principals. */
+	snprintf(path, sizeof(path), "%s/principals.json", e.data);
+	{
+		size_t len;
+		uint8_t *old = tu_read_file_e2e(path, &len);
+
+		assert_non_null(f = fopen(path, "w"));
+		fputs("{\"principals\": {\"ci\": {\"roles\": 7}}}", f);
+		fclose(f);
+		kill(e.pid, SIGHUP);
+		usleep(300000);
+		import_key_expect(&e, "admin", 409, &s);
+		/* A valid file with a new submitter takes effect. */
+		snprintf(newtok, sizeof(newtok), "kt_%064d", 42);
+		SHA256((const uint8_t *)newtok, strlen(newtok), h.b);
+		kt_hex_encode(h.b, 32, hash);
+		assert_non_null(f = fopen(path, "w"));
+		fprintf(f,
+		    "{\"principals\": {\"admin\": %s, \"dave\": "
+		    "{\"token_sha256\": \"%s\", \"roles\": [\"submitter\"]}}}",
+		    admin_entry((const char *)old), hash);
+		fclose(f);
+		free(old);
+		kill(e.pid, SIGHUP);
+		usleep(300000);
+		{
+			char *b = entry_body(&s, "dave", "d.bin");
+
+			e2e_http(&e, "POST", "/v1/entries", newtok, b,
+			    strlen(b), &r);
+			assert_int_equal(r.status, 200);
+			e2e_resp_free(&r);
+			/* ci is gone from the new file. */
+			e2e_http(
+			    &e, "POST", "/v1/entries", tok, b, strlen(b), &r);
+			assert_int_equal(r.status, 401);
+			e2e_resp_free(&r);
+			free(b);
+		}
+	}
+	EVP_PKEY_free(s.pk);
+	e2e_stop(&e, SIGTERM);
+	/* --check-config accepts the setup and refuses a broken file. */
+	{
+		char *argv1[] = { (char *)getenv("KT_LOGD"), "--data", e.data,
+			"--check-config", NULL };
+		char cfg[400];
+
+		assert_int_equal(e2e_run(argv1), 0);
+		snprintf(cfg, sizeof(cfg), "%s/keytrail.json", e.data);
+		assert_non_null(f = fopen(cfg, "a"));
+		fputs("garbage", f);
+		fclose(f);
+		assert_int_not_equal(e2e_run(argv1), 0);
+	}
+	e2e_cleanup(&e);
+}
+
 int
 main(void)
 {
@@ -1003,6 +1196,7 @@ main(void)
 		cmocka_unit_test(test_append_verify_restart),
 		cmocka_unit_test(test_bad_requests),
 		cmocka_unit_test(test_crash_safety),
+		cmocka_unit_test(test_gzip_metrics_reload),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

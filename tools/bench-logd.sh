@@ -1,0 +1,118 @@
+#!/bin/sh
+# Benchmarks keytrail-logd on this machine.  Every figure is printed next to
+# a baseline measured in the same run, because the machine is shared:
+#
+#   appends   keytrail bench append (durable appends through POST
+#             /v1/entries, p50/p99 to the answer with the proof), next to
+#             raw Ed25519 verification in the same process;
+#   reads     wrk on tiles and entry bundles from logd, and the very same
+#             files (mirrored and verified by keytrail mirror) from nginx;
+#             and wrk on inclusion proofs, next to the same nginx figure.
+#
+#   tools/bench-logd.sh [N] [SECONDS]     defaults: 20000 entries, 10 s
+set -eu
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+build="$top/build"
+n=${1:-20000}
+secs=${2:-10}
+tmp=$(mktemp -d /tmp/kt-bench-XXXXXX)
+logd_pid= nginx_pid=
+
+cleanup() {
+	[ -n "$logd_pid" ] && kill "$logd_pid" 2>/dev/null || true
+	[ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null || true
+	wait 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+for tool in wrk nginx curl; do
+	command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || {
+		echo "bench-logd: $tool is missing (tools/install-deps.sh)" >&2
+		exit 1
+	}
+done
+[ -x "$build/logd/keytrail-logd" ] || {
+	echo "bench-logd: build first (tools/test --quick)" >&2
+	exit 1
+}
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
+	    echo $((20000 + $$ % 20000 + $1))
+}
+p1=$(free_port 1)
+p2=$(free_port 2)
+
+"$build/logd/keytrail-logd" --data "$tmp/data" --listen "127.0.0.1:$p1" \
+    --quiet 2>"$tmp/logd.log" &
+logd_pid=$!
+i=0
+until curl -sf "http://127.0.0.1:$p1/healthz" >/dev/null; do
+	i=$((i + 1))
+	[ $i -gt 200 ] && { echo "bench-logd: logd did not start" >&2; cat "$tmp/logd.log" >&2; exit 1; }
+	sleep 0.1
+done
+
+echo "== appends"
+"$build/tools/keytrail" bench append --url "http://127.0.0.1:$p1" \
+    --data "$tmp/data" -n "$n" -c 64
+
+echo "== mirror (verifies every tile)"
+"$build/tools/keytrail" mirror --url "http://127.0.0.1:$p1" --out "$tmp/www"
+
+mkdir -p "$tmp/nginx"
+cat >"$tmp/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+error_log $tmp/nginx/error.log;
+pid $tmp/nginx/nginx.pid;
+events { worker_connections 1024; }
+http {
+	access_log off;
+	default_type application/octet-stream;
+	sendfile on;
+	keepalive_requests 1000000;
+	server {
+		listen 127.0.0.1:$p2;
+		root $tmp/www;
+	}
+}
+CONF
+nginx=$(command -v nginx || echo /usr/sbin/nginx)
+"$nginx" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" &
+nginx_pid=$!
+sleep 0.5
+
+# The paths wrk walks: every full tile and bundle of the mirror.
+(cd "$tmp/www" && find tile -type f | sort) >"$tmp/paths"
+size=$(sed -n 2p "$tmp/www/checkpoint")
+{
+	echo 'local paths = {'
+	sed 's|.*|"/&",|' "$tmp/paths"
+	echo '}'
+	echo 'local i = 0'
+	echo 'request = function() i = i % #paths + 1; return wrk.format("GET", paths[i]) end'
+} >"$tmp/tiles.lua"
+{
+	echo "local size = $size"
+	echo 'local i = 0'
+	echo 'request = function() i = (i * 7919 + 1) % size; return wrk.format("GET", "/v1/proof/inclusion?index=" .. i .. "&size=" .. size) end'
+} >"$tmp/proofs.lua"
+
+rate() {
+	wrk -t1 -c32 -d"${secs}s" -s "$2" "$1" 2>/dev/null |
+	    awk '/Requests\/sec/ { print $2 }'
+}
+echo "== reads ($(wc -l <"$tmp/paths") tile and bundle files, wrk -t1 -c32 -d${secs}s)"
+r_nginx=$(rate "http://127.0.0.1:$p2" "$tmp/tiles.lua")
+r_logd=$(rate "http://127.0.0.1:$p1" "$tmp/tiles.lua")
+r_nginx2=$(rate "http://127.0.0.1:$p2" "$tmp/tiles.lua")
+r_proof=$(rate "http://127.0.0.1:$p1" "$tmp/proofs.lua")
+awk -v a="$r_logd" -v b="$r_nginx" -v b2="$r_nginx2" -v p="$r_proof" 'BEGIN {
+	base = (b + b2) / 2
+	printf "  nginx, same files (1 worker)  %10.0f req/s  (baseline: mean of %.0f and %.0f)\n", base, b, b2
+	printf "  logd tiles and bundles        %10.0f req/s  %.2fx nginx\n", a, a / base
+	printf "  logd inclusion proofs         %10.0f req/s  %.2fx nginx tiles\n", p, p / base
+}'
