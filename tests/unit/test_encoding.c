@@ -91,12 +91,12 @@ test_b64_decode_rejects_noncanonical(void **state)
 static void
 test_b64_decode_exact_sizes(void **state)
 {
-	uint8_t h[32], out[32];
+	uint8_t h[33], out[32];
 	char enc[64];
 	long n;
 
 	(void)state;
-	for (int i = 0; i < 32; i++)
+	for (int i = 0; i < 33; i++)
 		h[i] = (uint8_t)(i * 37);
 	n = kt_b64_encode(h, 32, enc, sizeof(enc));
 	assert_int_equal(n, 44);
