@@ -1188,6 +1188,114 @@ test_gzip_metrics_reload(void **state)
 	e2e_cleanup(&e);
 }
 
+/* Rewrites map_size_mib in the daemon's config. */
+static void
+set_map_size(struct e2e *e, int mib)
+{
+	char path[400];
+	size_t len;
+	uint8_t *doc;
+	json_t *j;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/keytrail.json", e->data);
+	doc = tu_read_file_e2e(path, &len);
+	assert_non_null(j = json_loadb((const char *)doc, len, 0, NULL));
+	json_object_set_new(j, "map_size_mib", json_integer(mib));
+	assert_non_null(f = fopen(path, "w"));
+	assert_int_equal(json_dumpf(j, f, JSON_INDENT(2)), 0);
+	fclose(f);
+	json_decref(j);
+	free(doc);
+}
+
+static void
+test_storage_full(void **state)
+{
+	enum {
+		N = 4000,
+		WAVE = 200
+	};
+	struct e2e e;
+	struct trust tr;
+	struct signer s;
+	struct e2e_call calls[WAVE];
+	char tok[128], seed[64], name[300];
+	uint64_t acked = 0, size, size2;
+	struct kt_hash root, root2;
+	int full = 0;
+
+	(void)state;
+	e2e_init(&e);
+	e2e_start(&e);
+	e2e_stop(&e, SIGTERM);
+	/* A 1 MiB map fills after a few thousand entries. */
+	set_map_size(&e, 1);
+	e2e_start(&e);
+	trust_get(&e, &tr);
+	signer_new(&s);
+	import_key(&e, &s, "full");
+	e2e_token(&e, "ci", tok, sizeof(tok));
+	memset(name, 'n', 200);
+	name[200] = 0;
+	for (int wave = 0; wave < N / WAVE && !full; wave++) {
+		for (int i = 0; i < WAVE; i++) {
+			snprintf(seed, sizeof(seed), "full-%d-%d", wave, i);
+			calls[i].path = "/v1/entries";
+			calls[i].token = tok;
+			calls[i].body = entry_body(&s, seed, name);
+			calls[i].bodylen = strlen(calls[i].body);
+		}
+		e2e_post_many(&e, calls, WAVE, 8);
+		for (int i = 0; i < WAVE; i++) {
+			if (calls[i].resp.status == 200) {
+				acked++;
+			} else {
+				json_t *j = e2e_json(&calls[i].resp);
+
+				/* Full: 503 with a clear reason, never a crash.
+				 */
+				assert_int_equal(calls[i].resp.status, 503);
+				assert_non_null(
+				    strstr(json_string_value(
+					       json_object_get(j, "detail")),
+					"full"));
+				json_decref(j);
+				full = 1;
+			}
+			free(calls[i].body);
+			e2e_resp_free(&calls[i].resp);
+		}
+	}
+	assert_true(full);
+	/* The log still serves, at a size covering every acknowledged entry. */
+	checkpoint_get(&e, &tr, &size, &root, NULL);
+	assert_int_equal(size, acked + 1);
+	assert_int_equal(
+	    kt_tiles_verify(size, &root, http_tile_read, &e), KT_OK);
+	e2e_stop(&e, SIGTERM);
+	/* With a larger map the same log carries on. */
+	set_map_size(&e, 64);
+	e2e_start(&e);
+	checkpoint_get(&e, &tr, &size2, &root2, NULL);
+	assert_int_equal(size2, size);
+	assert_memory_equal(root2.b, root.b, 32);
+	{
+		struct e2e_resp r;
+		char *b = entry_body(&s, "after", "after.bin");
+
+		e2e_http(&e, "POST", "/v1/entries", tok, b, strlen(b), &r);
+		assert_int_equal(r.status, 200);
+		e2e_resp_free(&r);
+		free(b);
+	}
+	checkpoint_get(&e, &tr, &size2, &root2, NULL);
+	assert_int_equal(size2, size + 1);
+	EVP_PKEY_free(s.pk);
+	e2e_stop(&e, SIGTERM);
+	e2e_cleanup(&e);
+}
+
 int
 main(void)
 {
@@ -1197,6 +1305,7 @@ main(void)
 		cmocka_unit_test(test_bad_requests),
 		cmocka_unit_test(test_crash_safety),
 		cmocka_unit_test(test_gzip_metrics_reload),
+		cmocka_unit_test(test_storage_full),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
