@@ -313,6 +313,8 @@ struct api_write {
 	struct kt_buf entry;
 	char keyid[65];
 	char digest[65];
+	uint8_t keyraw[32];
+	uint8_t digestraw[32];
 	char alg[32];
 	char principal[CONF_NAME_MAX + 1];
 	json_t *body; /* the request, while its signature is checked */
@@ -723,10 +725,18 @@ api_entries_verified(struct verify_job *job, void *arg)
 	    "approvers", "policy", a->policy_hex);
 	if (entry != NULL && art != NULL)
 		json_object_set(entry, "artifact", art);
-	w->req.item.by_key.p = (const uint8_t *)w->keyid;
-	w->req.item.by_key.len = 64;
-	w->req.item.by_digest.p = (const uint8_t *)w->digest;
-	w->req.item.by_digest.len = 64;
+	/* Indexed as raw bytes: half the size of the hex in every index row. */
+	if (kt_hex_decode_exact(w->keyid, 64, w->keyraw, 32) != KT_OK ||
+	    kt_hex_decode_exact(w->digest, 64, w->digestraw, 32) != KT_OK) {
+		http_reply_error(r, 500, "internal", "key or digest");
+		json_decref(entry);
+		api_write_free(w);
+		return;
+	}
+	w->req.item.by_key.p = w->keyraw;
+	w->req.item.by_key.len = 32;
+	w->req.item.by_digest.p = w->digestraw;
+	w->req.item.by_digest.len = 32;
 	if (art != NULL && json_is_string(json_object_get(art, "name"))) {
 		const char *n = json_string_value(json_object_get(art, "name"));
 
@@ -931,8 +941,14 @@ api_post_keys(struct http_req *r, void *arg)
 	w->put.val.len = w->keyrec.len;
 	w->req.item.puts = &w->put;
 	w->req.item.nputs = 1;
-	w->req.item.by_key.p = (const uint8_t *)w->keyid;
-	w->req.item.by_key.len = 64;
+	if (kt_hex_decode_exact(w->keyid, 64, w->keyraw, 32) != KT_OK) {
+		http_reply_error(r, 500, "internal", "key id");
+		json_decref(entry);
+		api_write_free(w);
+		goto out;
+	}
+	w->req.item.by_key.p = w->keyraw;
+	w->req.item.by_key.len = 32;
 	log_info("keys: %s by %s for %s", action, p->name, w->keyid);
 	api_submit(a, w, entry);
 out:
@@ -1314,12 +1330,25 @@ api_get_search(struct http_req *r, void *arg)
 		free(out);
 		return;
 	}
-	rc = store_rd_search(rd, which[k], (const uint8_t *)value,
-	    strlen(value), after, out, (size_t)limit, &n, &more);
+	if (which[k] == STORE_BY_ARTIFACT) {
+		rc = store_rd_search(rd, which[k], (const uint8_t *)value,
+		    strlen(value), after, out, (size_t)limit, &n, &more);
+	} else {
+		uint8_t raw[32];
+
+		/* Key IDs and digests are indexed as their 32 raw bytes. */
+		rc = kt_hex_decode_exact(value, strlen(value), raw, 32);
+		if (rc == KT_OK)
+			rc = store_rd_search(rd, which[k], raw, 32, after, out,
+			    (size_t)limit, &n, &more);
+	}
 	store_rd_end(rd);
 	if (rc != KT_OK) {
 		free(out);
-		api_reply_kt(r, rc, "search failed");
+		api_reply_kt(r, rc,
+		    rc == KT_EPARSE ? "key and digest must be 64 lowercase hex "
+				      "digits"
+				    : "search failed");
 		return;
 	}
 	arr = json_array();

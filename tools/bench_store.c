@@ -132,6 +132,7 @@ main(int argc, char **argv)
 	struct store *st = NULL;
 	struct store_item *items;
 	char(*ent)[520], (*digests)[65], err[256], logdir[1024];
+	uint8_t(*raw)[32], keyraw[32];
 	uint8_t seed[32];
 	uint64_t done = 0, entry_bytes = 0, win_start = 0;
 	double t_win;
@@ -167,7 +168,9 @@ main(int argc, char **argv)
 	items = calloc(batch, sizeof(*items));
 	ent = calloc(batch, sizeof(*ent));
 	digests = calloc(batch, sizeof(*digests));
-	if (items == NULL || ent == NULL || digests == NULL)
+	raw = calloc(batch, sizeof(*raw));
+	if (items == NULL || ent == NULL || digests == NULL || raw == NULL ||
+	    RAND_bytes(keyraw, sizeof(keyraw)) != 1)
 		return 1;
 	printf("%12s %12s %10s %10s %12s %10s\n", "entries", "appends/s",
 	    "proof p50", "proof p99", "disk B/entry", "RSS anon");
@@ -202,10 +205,18 @@ main(int argc, char **argv)
 			items[i].entry.len = (size_t)len;
 			kt_leaf_hash(items[i].entry.p, items[i].entry.len,
 			    &items[i].leaf);
-			items[i].by_digest.p = (const uint8_t *)digests[i];
-			items[i].by_digest.len = 64;
-			items[i].by_key.p = (const uint8_t *)"7";
-			items[i].by_key.len = 1;
+			/*
+			 * Indexed as the daemon indexes a submitted signature:
+			 * raw key ID and digest, and a dedup key.
+			 */
+			memcpy(raw[i], d, 32);
+			items[i].by_digest.p = raw[i];
+			items[i].by_digest.len = 32;
+			items[i].by_key.p = keyraw;
+			items[i].by_key.len = 32;
+			if (RAND_bytes(items[i].dedup.b, 32) != 1)
+				return 1;
+			items[i].has_dedup = 1;
 			entry_bytes += (uint64_t)len;
 		}
 		if (store_append(st, items, k, sign_cb, &signer, NULL, NULL,
@@ -237,5 +248,6 @@ main(int argc, char **argv)
 	free(items);
 	free(ent);
 	free(digests);
+	free(raw);
 	return 0;
 }
