@@ -27,6 +27,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+"$top/tools/install-deps.sh" --bench
 for tool in wrk nginx curl; do
 	command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || {
 		echo "bench-logd: $tool is missing (tools/install-deps.sh)" >&2

@@ -1,12 +1,19 @@
 #!/bin/sh
 # Installs the Debian packages keytrail needs to build, test and run, but
 # only those that are missing, and says what it is doing.  Safe to rerun.
+#
+#   tools/install-deps.sh            build, test and run
+#   tools/install-deps.sh --bench    also what the benchmarks use
 set -eu
 
 pkgs="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
 libssl-dev openssl liblmdb-dev lmdb-utils libevent-dev libjansson-dev
 softhsm2 libp11-dev libp11-kit-dev p11-kit opensc libcmocka-dev
-zlib1g-dev curl wrk nginx-light"
+zlib1g-dev"
+# The benchmarks also drive wrk and nginx (tools/bench-logd.sh).
+if [ "${1:-}" = "--bench" ]; then
+	pkgs="$pkgs curl wrk nginx-light python3"
+fi
 
 missing=""
 for p in $pkgs; do
