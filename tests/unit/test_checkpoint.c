@@ -46,23 +46,6 @@ expect_accept(const json_t *v, const char *field, const char *preferred)
 	return 0;
 }
 
-static uint8_t *
-b64_dup(const char *s, size_t *len)
-{
-	size_t n = strlen(s);
-	uint8_t *p = malloc(KT_B64_DECMAX(n) + 1);
-
-	assert_non_null(p);
-	assert_int_equal(kt_b64_decode(s, n, p, KT_B64_DECMAX(n), len), KT_OK);
-	return p;
-}
-
-static void
-parse_vkey(const char *s, struct kt_note_vkey *k)
-{
-	assert_int_equal(kt_note_vkey_parse(s, strlen(s), k), KT_OK);
-}
-
 /*
  * Length of the note text of msg: everything up to and including the
  * newline before the last blank line, or 0 when there is no blank line.
@@ -144,7 +127,7 @@ test_checkpoint_parse_vectors(void **state)
 		int want = expect_accept(
 		    v, "checkpoint_expect", "checkpoint_preferred");
 		size_t len, tlen;
-		uint8_t *msg = b64_dup(tu_str(v, "note_b64"), &len);
+		uint8_t *msg = tu_b64(tu_str(v, "note_b64"), &len);
 		struct kt_checkpoint c;
 		int rc;
 
@@ -207,7 +190,7 @@ test_checkpoint_open_vectors(void **state)
 
 		assert_true(nkeys >= 1 && nkeys <= 4);
 		for (size_t k = 0; k < nkeys; k++)
-			parse_vkey(
+			tu_vkey(
 			    json_string_value(json_array_get(vk, k)), &keys[k]);
 		/* A client needs a log key; witness-only cases are notes. */
 		if (keys[0].type != KT_NOTE_ED25519)
@@ -223,7 +206,7 @@ test_checkpoint_open_vectors(void **state)
 		if (same_origin && strcmp(tu_str(v, "expect"), "either") != 0)
 			assert_int_equal(
 			    want, strcmp(tu_str(v, "expect"), "accept") == 0);
-		msg = b64_dup(tu_str(v, "note_b64"), &len);
+		msg = tu_b64(tu_str(v, "note_b64"), &len);
 		memset(&trust, 0, sizeof(trust));
 		trust.log = &keys[0];
 		trust.origin.p = (const uint8_t *)keys[0].name;
@@ -281,7 +264,7 @@ log_keys_init(struct log_keys *lk)
 	for (size_t i = 0; i < 2; i++) {
 		const json_t *k = json_array_get(json_object_get(j, "keys"), i);
 
-		parse_vkey(tu_str(k, "vkey"), &lk->key[i]);
+		tu_vkey(tu_str(k, "vkey"), &lk->key[i]);
 		signer_init(tu_str(k, "seed_hex"), &lk->key[i], &lk->signer[i]);
 	}
 	json_decref(j);
@@ -368,7 +351,7 @@ test_checkpoint_open_history(void **state)
 		uint8_t *msg;
 		size_t len, k;
 
-		parse_vkey(tu_str(log, "vkey"), &key);
+		tu_vkey(tu_str(log, "vkey"), &key);
 		ts = memcmp(&key, &lk.key[0], sizeof(key)) == 0 ? &lk.signer[0]
 								: &lk.signer[1];
 		assert_memory_equal(&ts->s.key, &key, sizeof(key));
@@ -456,7 +439,7 @@ test_checkpoint_open_refuses_bad_history(void **state)
 	(void)state;
 	log_keys_init(&lk);
 	assert_string_equal(tu_str(log, "dir"), "tiles");
-	parse_vkey(tu_str(log, "vkey"), &key);
+	tu_vkey(tu_str(log, "vkey"), &key);
 	assert_int_equal(
 	    open_file("tiles/checkpoint", &key, origin, &cmsg, &clen, &cur),
 	    KT_OK);
@@ -736,10 +719,9 @@ test_checkpoint_open_rejects_bad_trust(void **state)
 	size_t len;
 
 	(void)state;
-	parse_vkey(
-	    tu_str(json_array_get(json_object_get(j, "keys"), 0), "vkey"),
+	tu_vkey(tu_str(json_array_get(json_object_get(j, "keys"), 0), "vkey"),
 	    &log);
-	parse_vkey(
+	tu_vkey(
 	    tu_str(json_array_get(json_object_get(j, "keys"), 2), "vkey"), &w);
 	msg = tu_read_vector_file("tiles/checkpoint", &len);
 	memset(&t, 0, sizeof(t));
@@ -784,8 +766,8 @@ test_checkpoint_open_witness_quorum(void **state)
 	size_t plen, i;
 
 	(void)state;
-	parse_vkey(tu_str(cv, "log_vkey"), &log);
-	parse_vkey(tu_str(cv, "cosigner_vkey"), &w[0]);
+	tu_vkey(tu_str(cv, "log_vkey"), &log);
+	tu_vkey(tu_str(cv, "cosigner_vkey"), &w[0]);
 	memset(&t, 0, sizeof(t));
 	t.log = &log;
 	t.origin.p = (const uint8_t *)"example.com/testlog";
@@ -838,7 +820,7 @@ test_checkpoint_open_witness_quorum(void **state)
 		if (strcmp(tu_str(v, "name"),
 			"cosignature-timestamp-altered-log-ok") != 0)
 			continue;
-		msg = b64_dup(tu_str(v, "note_b64"), &len);
+		msg = tu_b64(tu_str(v, "note_b64"), &len);
 		t.quorum = 0;
 		assert_int_equal(
 		    kt_checkpoint_open(msg, len, &t, res, &c), KT_EVERIFY);

@@ -54,24 +54,6 @@ expect_accept(const json_t *v, const char *field, const char *preferred)
 	return 0;
 }
 
-/* Decodes standard base64 (vector data); caller frees. */
-static uint8_t *
-b64_dup(const char *s, size_t *len)
-{
-	size_t n = strlen(s);
-	uint8_t *p = malloc(KT_B64_DECMAX(n) + 1);
-
-	assert_non_null(p);
-	assert_int_equal(kt_b64_decode(s, n, p, KT_B64_DECMAX(n), len), KT_OK);
-	return p;
-}
-
-static void
-parse_vkey(const char *s, struct kt_note_vkey *k)
-{
-	assert_int_equal(kt_note_vkey_parse(s, strlen(s), k), KT_OK);
-}
-
 /* Parses a JSON array of vkey strings into a fresh array. */
 static struct kt_note_vkey *
 parse_vkeys(const json_t *arr, size_t *n)
@@ -85,7 +67,7 @@ parse_vkeys(const json_t *arr, size_t *n)
 	assert_non_null(keys);
 	json_array_foreach(arr, i, s)
 	{
-		parse_vkey(json_string_value(s), &keys[i]);
+		tu_vkey(json_string_value(s), &keys[i]);
 	}
 	return keys;
 }
@@ -168,7 +150,7 @@ test_note_vkey_parse_keys(void **state)
 		uint8_t *id = tu_hex(tu_str(k, "key_id_hex"), &idlen);
 		uint32_t kid;
 
-		parse_vkey(vkey, &key);
+		tu_vkey(vkey, &key);
 		assert_string_equal(key.name, name);
 		assert_int_equal(key.namelen, strlen(name));
 		assert_int_equal(key.type, tu_u64(k, "type"));
@@ -219,7 +201,7 @@ test_note_skey_parse_keys(void **state)
 		if (skey == NULL)
 			continue;
 		nskeys++;
-		parse_vkey(tu_str(k, "vkey"), &want);
+		tu_vkey(tu_str(k, "vkey"), &want);
 		assert_int_equal(
 		    kt_note_skey_parse(json_string_value(skey),
 			strlen(json_string_value(skey)), &vk, seed),
@@ -468,7 +450,7 @@ test_note_skey_parse_rejects(void **state)
 
 		assert_int_equal(
 		    kt_note_skey_parse(cosig, strlen(cosig), &k, seed), KT_OK);
-		parse_vkey(vkey, &want);
+		tu_vkey(vkey, &want);
 		assert_memory_equal(&k, &want, sizeof(k));
 		assert_int_equal(k.type, KT_NOTE_COSIG_V1);
 	}
@@ -519,7 +501,7 @@ test_note_open_vectors(void **state)
 		size_t nkeys, len, unmatched = 0;
 		struct kt_note_vkey *keys =
 		    parse_vkeys(json_object_get(v, "verifier_keys"), &nkeys);
-		uint8_t *msg = b64_dup(tu_str(v, "note_b64"), &len);
+		uint8_t *msg = tu_b64(tu_str(v, "note_b64"), &len);
 		const json_t *text = json_object_get(v, "note");
 		int rc;
 
@@ -599,8 +581,8 @@ test_note_verify_vectors_with_all_keys(void **state)
 
 	(void)state;
 	for (size_t k = 0; k < 3; k++)
-		parse_vkey(tu_str(json_array_get(json_object_get(j, "keys"), k),
-			       "vkey"),
+		tu_vkey(tu_str(json_array_get(json_object_get(j, "keys"), k),
+			    "vkey"),
 		    &all[k]);
 	/*
 	 * A case that must be rejected with its own keys stays rejected
@@ -609,7 +591,7 @@ test_note_verify_vectors_with_all_keys(void **state)
 	json_array_foreach(json_object_get(j, "note_vectors"), i, v)
 	{
 		size_t len;
-		uint8_t *msg = b64_dup(tu_str(v, "note_b64"), &len);
+		uint8_t *msg = tu_b64(tu_str(v, "note_b64"), &len);
 		int rc = kt_note_open(msg, len, all, 3, NULL, NULL);
 
 		/* The one exception: its signer is now trusted. */
@@ -646,13 +628,13 @@ test_note_sign_line_cosignature_vectors(void **state)
 
 		signer_from_key(find_key(j, "witness.example.com/w1"), &w);
 		signer_from_key(find_key(j, "example.com/testlog"), &log);
-		parse_vkey(tu_str(v, "cosigner_vkey"), &keys[1]);
-		parse_vkey(tu_str(v, "log_vkey"), &keys[0]);
+		tu_vkey(tu_str(v, "cosigner_vkey"), &keys[1]);
+		tu_vkey(tu_str(v, "log_vkey"), &keys[0]);
 		assert_memory_equal(&keys[1], &w.s.key, sizeof(keys[1]));
 		assert_memory_equal(&keys[0], &log.s.key, sizeof(keys[0]));
 		assert_int_equal(tu_u64(v, "timestamp"), COSIG_TIME);
 		/* The signed message is the documented one. */
-		msg = b64_dup(tu_str(v, "signed_message_b64"), &msg_n);
+		msg = tu_b64(tu_str(v, "signed_message_b64"), &msg_n);
 		assert_int_equal(msg_n, strlen(tu_str(v, "signed_message")));
 		assert_memory_equal(
 		    msg, "cosignature/v1\ntime 1735689600\n", 31);
@@ -675,7 +657,7 @@ test_note_sign_line_cosignature_vectors(void **state)
 		    KT_OK);
 		assert_int_equal(b.len, strlen(note));
 		assert_memory_equal(b.p, note, b.len);
-		nb = b64_dup(tu_str(v, "note_b64"), &note_n);
+		nb = tu_b64(tu_str(v, "note_b64"), &note_n);
 		assert_int_equal(note_n, b.len);
 		assert_memory_equal(nb, b.p, b.len);
 		/* Both signers at once give the same note. */
@@ -1109,7 +1091,7 @@ test_note_check_reports_without_requiring(void **state)
 	size_t count = 99;
 
 	(void)state;
-	parse_vkey(tu_str(find_key(j, "witness.example.com/w1"), "vkey"), &w);
+	tu_vkey(tu_str(find_key(j, "witness.example.com/w1"), "vkey"), &w);
 	assert_int_equal(
 	    kt_note_parse((const uint8_t *)CP_NOTE, strlen(CP_NOTE), &n),
 	    KT_OK);
@@ -1126,7 +1108,7 @@ test_note_check_reports_without_requiring(void **state)
 	{
 		struct kt_note_vkey twice[2];
 
-		parse_vkey(LOG_VKEY, &twice[0]);
+		tu_vkey(LOG_VKEY, &twice[0]);
 		twice[1] = twice[0];
 		assert_int_equal(kt_note_verify(&n, twice, 2, res), KT_OK);
 		assert_true(res[0].verified && res[1].verified);

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "keytrail/encoding.h"
+#include "keytrail/note.h"
 
 const char *
 tu_vectors_dir(void)
@@ -116,4 +117,21 @@ tu_hex(const char *hex, size_t *len)
 	assert_int_equal(kt_hex_decode_exact(hex, n, p, n / 2), KT_OK);
 	*len = n / 2;
 	return p;
+}
+
+uint8_t *
+tu_b64(const char *s, size_t *len)
+{
+	size_t n = strlen(s);
+	uint8_t *p = malloc(KT_B64_DECMAX(n) + 1);
+
+	assert_non_null(p);
+	assert_int_equal(kt_b64_decode(s, n, p, KT_B64_DECMAX(n), len), KT_OK);
+	return p;
+}
+
+void
+tu_vkey(const char *s, struct kt_note_vkey *k)
+{
+	assert_int_equal(kt_note_vkey_parse(s, strlen(s), k), KT_OK);
 }

@@ -39,4 +39,11 @@ void tu_hash_hex(const char *hex, struct kt_hash *out);
 /* Decodes hex of any even length; caller frees.  Fails the test. */
 uint8_t *tu_hex(const char *hex, size_t *len);
 
+/* Decodes canonical base64 (vector data); caller frees.  Fails the test. */
+uint8_t *tu_b64(const char *s, size_t *len);
+
+struct kt_note_vkey;
+/* Parses a verifier key string; fails the test if it does not parse. */
+void tu_vkey(const char *s, struct kt_note_vkey *k);
+
 #endif
