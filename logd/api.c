@@ -23,6 +23,7 @@
 #include "keytrail/tile.h"
 #include "keytrail/tlogproof.h"
 #include "log.h"
+#include "tilecache.h"
 
 /* Page size limits for /v1/search. */
 #define API_SEARCH_DEFAULT 100
@@ -978,48 +979,72 @@ api_get_checkpoint(struct http_req *r, void *arg)
 	kt_buf_free(&note);
 }
 
+/*
+ * Tiles and entry bundles.  The answer for a (level, index, width) never
+ * changes, so it is cached (tilecache.c) and served without a copy.
+ */
 static void
 api_get_tile(struct http_req *r, void *arg)
 {
 	struct api *a = arg;
 	const char *path = http_req_path(r) + 1;
+	struct tilecache_key key;
 	struct store_rd *rd;
 	struct kt_tile t;
-	struct kt_buf data;
-	int rc, full;
+	struct kt_buf data, gz;
+	struct blob *b;
+	const char *cache;
+	int rc, bundle;
 
 	if (kt_tile_parse(path, strlen(path), &t) != KT_OK) {
 		http_reply_error(r, 404, "not_found", "not a tile path");
 		return;
 	}
+	bundle = t.level == KT_TILE_ENTRIES;
+	/*
+	 * C2SP tlog-tiles: full tiles never change; a partial tile of a given
+	 * width never changes either, but it is not kept forever, so it gets
+	 * a short lifetime.
+	 */
+	cache = t.width == KT_TILE_WIDTH ? "public, max-age=31536000, immutable"
+					 : "public, max-age=60";
+	memset(&key, 0, sizeof(key));
+	key.level = t.level;
+	key.index = t.index;
+	key.width = t.width;
+	key.gzip = bundle && http_req_accepts_gzip(r);
+	if ((b = tilecache_get(a->tiles, &key)) != NULL) {
+		http_reply_blob(r, 200, "application/octet-stream", cache,
+		    bundle ? (key.gzip ? "gzip" : "") : NULL, b);
+		return;
+	}
 	if ((rd = api_rd(a, r)) == NULL)
 		return;
-	kt_buf_init(&data, 256 * (KT_ENTRY_MAX + 2));
-	if (t.level == KT_TILE_ENTRIES)
+	kt_buf_init(&data, KT_ENTRY_BUNDLE_MAX);
+	kt_buf_init(&gz, 2 * KT_ENTRY_BUNDLE_MAX);
+	if (bundle)
 		rc = store_rd_bundle(rd, t.index, t.width, &data);
 	else
 		rc = store_rd_tile(rd, t.level, t.index, t.width, &data);
 	store_rd_end(rd);
-	full = t.width == KT_TILE_WIDTH;
-	/*
-	 * C2SP tlog-tiles: full tiles never change; a partial tile of a given
-	 * width never changes either, but it is not kept forever, so it gets a
-	 * short lifetime.
-	 */
-	if (rc != KT_OK)
+	if (rc != KT_OK) {
 		api_reply_kt(r, rc == KT_EINVAL ? KT_ENOTFOUND : rc,
 		    "tile not in the tree");
-	else if (t.level == KT_TILE_ENTRIES)
-		http_reply_bundle(r,
-		    full ? "public, max-age=31536000, immutable"
-			 : "public, max-age=60",
-		    data.p, data.len);
-	else
-		http_reply_bytes(r, 200, "application/octet-stream",
-		    full ? "public, max-age=31536000, immutable"
-			 : "public, max-age=60",
-		    data.p, data.len);
+		goto out;
+	}
+	if (key.gzip && http_gzip(data.p, data.len, &gz) != KT_OK)
+		key.gzip = 0;
+	b = key.gzip ? blob_new(gz.p, gz.len) : blob_new(data.p, data.len);
+	if (b == NULL) {
+		http_reply_error(r, 500, "internal", "out of memory");
+		goto out;
+	}
+	tilecache_put(a->tiles, &key, b);
+	http_reply_blob(r, 200, "application/octet-stream", cache,
+	    bundle ? (key.gzip ? "gzip" : "") : NULL, b);
+out:
 	kt_buf_free(&data);
+	kt_buf_free(&gz);
 }
 
 static void

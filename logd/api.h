@@ -32,6 +32,7 @@ struct api {
 	struct store *st;
 	struct seq *seq;
 	struct verify *verify;
+	struct tilecache *tiles;
 	struct api_key keys[API_KEY_CACHE];
 	struct kt_note_vkey log_vkey; /* the checkpoint key */
 	char vkey_str[512];	      /* its vkey string */

@@ -11,16 +11,21 @@
 #include <sys/queue.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <zlib.h>
 
 #include "http.h"
+#include "tilecache.h"
 #include "log.h"
 
 /* Bodies above this are cut off by libevent itself (see http_new). */
 #define HTTP_BODY_HARD_MAX (4 * 1024 * 1024)
+
+/* Most bytes one socket write or read may move. */
+#define HTTP_SINGLE_WRITE_MAX (1024 * 1024)
 
 /* Longest request URI accepted (paths and queries are short here). */
 #define HTTP_URI_MAX 2048
@@ -254,52 +259,82 @@ http_accepts_gzip(const struct http_req *r)
 	return 1;
 }
 
-void
-http_reply_bundle(
-    struct http_req *r, const char *cache, const uint8_t *p, size_t len)
+int
+http_gzip(const uint8_t *p, size_t len, struct kt_buf *out)
 {
-	struct evkeyvalq *oh = evhttp_request_get_output_headers(r->ev);
 	z_stream z;
-	uint8_t *out;
+	uint8_t *dst;
 	uLong cap;
+	int rc = KT_EINTERNAL;
 
-	evhttp_add_header(oh, "Vary", "Accept-Encoding");
-	if (!http_accepts_gzip(r) || len < 256) {
-		http_reply_bytes(
-		    r, 200, "application/octet-stream", cache, p, len);
-		return;
-	}
 	memset(&z, 0, sizeof(z));
 	/* windowBits 15 + 16: a gzip wrapper (RFC 1952). */
 	if (deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8,
-		Z_DEFAULT_STRATEGY) != Z_OK) {
-		http_reply_bytes(
-		    r, 200, "application/octet-stream", cache, p, len);
-		return;
-	}
+		Z_DEFAULT_STRATEGY) != Z_OK)
+		return KT_ENOMEM;
 	cap = deflateBound(&z, (uLong)len);
-	if ((out = malloc(cap)) == NULL) {
+	if (kt_buf_extend(out, cap, &dst) != KT_OK) {
 		deflateEnd(&z);
-		http_reply_bytes(
-		    r, 200, "application/octet-stream", cache, p, len);
-		return;
+		return KT_ENOMEM;
 	}
 	z.next_in = (Bytef *)(uintptr_t)p;
 	z.avail_in = (uInt)len;
-	z.next_out = out;
+	z.next_out = dst;
 	z.avail_out = (uInt)cap;
-	if (deflate(&z, Z_FINISH) != Z_STREAM_END) {
-		deflateEnd(&z);
-		free(out);
-		http_reply_bytes(
-		    r, 200, "application/octet-stream", cache, p, len);
+	if (deflate(&z, Z_FINISH) == Z_STREAM_END) {
+		out->len -= cap - z.total_out;
+		rc = KT_OK;
+	} else {
+		out->len -= cap;
+	}
+	deflateEnd(&z);
+	return rc;
+}
+
+int
+http_req_accepts_gzip(const struct http_req *r)
+{
+	return http_accepts_gzip(r);
+}
+
+static void
+http_blob_cleanup(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	blob_release(arg);
+}
+
+void
+http_reply_blob(struct http_req *r, int status, const char *ctype,
+    const char *cache, const char *encoding, struct blob *b)
+{
+	struct evkeyvalq *oh = evhttp_request_get_output_headers(r->ev);
+	struct evbuffer *buf = evbuffer_new();
+
+	evhttp_add_header(oh, "Content-Type", ctype);
+	evhttp_add_header(oh, "X-Content-Type-Options", "nosniff");
+	if (cache != NULL)
+		evhttp_add_header(oh, "Cache-Control", cache);
+	if (encoding != NULL) {
+		evhttp_add_header(oh, "Vary", "Accept-Encoding");
+		if (encoding[0] != 0)
+			evhttp_add_header(oh, "Content-Encoding", encoding);
+	}
+	if (buf == NULL) {
+		blob_release(b);
+		evhttp_send_error(r->ev, 500, NULL);
+		r->h->stats.by_status[500]++;
+		http_req_free(r);
 		return;
 	}
-	evhttp_add_header(oh, "Content-Encoding", "gzip");
-	http_reply_bytes(
-	    r, 200, "application/octet-stream", cache, out, z.total_out);
-	deflateEnd(&z);
-	free(out);
+	/* No copy: the buffer keeps a reference until the bytes are sent. */
+	if (http_req_method(r) == HTTP_HEAD || b->len == 0 ||
+	    evbuffer_add_reference(
+		buf, b->data, b->len, http_blob_cleanup, b) != 0)
+		blob_release(b);
+	http_finish(r, status, buf);
+	evbuffer_free(buf);
 }
 
 void
@@ -513,6 +548,25 @@ http_gencb(struct evhttp_request *ev, void *arg)
 	h->routes[i].fn(r, h->arg);
 }
 
+/*
+ * Each connection's bufferevent: libevent writes at most 16 KiB per loop
+ * iteration by default, which makes a 128 KiB entry bundle take eight
+ * trips through epoll; let one write take a whole answer.
+ */
+static struct bufferevent *
+http_bevcb(struct event_base *base, void *arg)
+{
+	struct bufferevent *bev =
+	    bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+
+	(void)arg;
+	if (bev != NULL) {
+		bufferevent_set_max_single_write(bev, HTTP_SINGLE_WRITE_MAX);
+		bufferevent_set_max_single_read(bev, HTTP_SINGLE_WRITE_MAX);
+	}
+	return bev;
+}
+
 int
 http_new(struct event_base *base, const struct http_limits *lim,
     const struct http_route *routes, size_t nroutes, void *arg,
@@ -551,6 +605,7 @@ http_new(struct event_base *base, const struct http_limits *lim,
 		EVHTTP_REQ_PATCH);
 	evhttp_set_default_content_type(h->ev, "application/json");
 	evhttp_set_gencb(h->ev, http_gencb, h);
+	evhttp_set_bevcb(h->ev, http_bevcb, h);
 	h->sock = evhttp_bind_socket_with_handle(h->ev, host, port);
 	if (h->sock == NULL) {
 		snprintf(err, errlen, "cannot listen on %s:%u", host, port);

@@ -76,9 +76,18 @@ const char *http_req_peer(const struct http_req *r);
 /* Replies (each request exactly once). */
 void http_reply_bytes(struct http_req *r, int status, const char *ctype,
     const char *cache, const uint8_t *p, size_t len);
-/* Replies with an entry bundle, gzip-compressed when the client accepts. */
-void http_reply_bundle(
-    struct http_req *r, const char *cache, const uint8_t *p, size_t len);
+struct blob;
+/*
+ * Replies with the bytes of b without copying them, taking over the
+ * caller's reference.  encoding, if not NULL, is the Content-Encoding
+ * ("" for identity) of a response that varies with Accept-Encoding.
+ */
+void http_reply_blob(struct http_req *r, int status, const char *ctype,
+    const char *cache, const char *encoding, struct blob *b);
+/* 1 when the request accepts a gzip-encoded answer. */
+int http_req_accepts_gzip(const struct http_req *r);
+/* Appends the gzip (RFC 1952) compression of p[0..len) to out. */
+int http_gzip(const uint8_t *p, size_t len, struct kt_buf *out) KT_MUST_CHECK;
 /* Replies with JSON (steals the reference to j). */
 void http_reply_json(struct http_req *r, int status, json_t *j);
 /* Replies {"error": error, "detail": detail} with status. */

@@ -30,6 +30,7 @@
 #include "seq.h"
 #include "setup.h"
 #include "store.h"
+#include "tilecache.h"
 #include "verify.h"
 
 #define LOGD_DEFAULT_LISTEN "127.0.0.1:8080"
@@ -333,6 +334,11 @@ main(int argc, char **argv)
 			goto fail;
 		}
 	}
+	/* 64 MiB of tiles and bundles: hundreds of full bundles. */
+	if (tilecache_new(64u << 20, &d->api.tiles) != KT_OK) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
 	d->api.conf = &d->conf;
 	memcpy(d->api.policy_hex, d->conf.principals_sha256, 65);
 	d->api.st = d->st;
@@ -380,6 +386,7 @@ out:
 	if (d->http != NULL)
 		http_free(d->http);
 	api_keys_free(&d->api);
+	tilecache_free(d->api.tiles);
 	if (d->sigterm)
 		event_free(d->sigterm);
 	if (d->sigint)
