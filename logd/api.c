@@ -20,6 +20,7 @@
 #include "keytrail/encoding.h"
 #include "keytrail/entry.h"
 #include "keytrail/merkle.h"
+#include "keytrail/sig.h"
 #include "keytrail/tile.h"
 #include "keytrail/tlogproof.h"
 #include "log.h"
@@ -34,9 +35,6 @@
 #define API_LABEL_MAX 64
 /* Longest revocation reason. */
 #define API_REASON_MAX 255
-/* Largest DER SubjectPublicKeyInfo accepted (RSA-4096 is ~550 bytes). */
-#define API_SPKI_MAX 2048
-/* Largest signature accepted (RSA-4096: 512 bytes). */
 
 static const char *const no_params[] = { NULL };
 
@@ -263,40 +261,6 @@ api_key_load(struct store_rd *rd, const char *keyid)
 	return j;
 }
 
-/*
- * Names the algorithm of a public key as log entries do, and refuses
- * anything below the floor (P-256, RSA-3072; DESIGN.md section 7).
- */
-static const char *
-api_key_alg(EVP_PKEY *pk)
-{
-	char group[64];
-	size_t glen = 0;
-
-	switch (EVP_PKEY_get_base_id(pk)) {
-	case EVP_PKEY_ED25519:
-		return "ed25519";
-	case EVP_PKEY_EC:
-		if (EVP_PKEY_get_utf8_string_param(
-			pk, "group", group, sizeof(group), &glen) != 1)
-			return NULL;
-		if (strcmp(group, "prime256v1") == 0)
-			return "ecdsa-p256-sha256";
-		if (strcmp(group, "secp384r1") == 0)
-			return "ecdsa-p384-sha256";
-		return NULL;
-	case EVP_PKEY_RSA:
-	case EVP_PKEY_RSA_PSS:
-		if (EVP_PKEY_get_bits(pk) == 3072)
-			return "rsa3072-pss-sha256";
-		if (EVP_PKEY_get_bits(pk) == 4096)
-			return "rsa4096-pss-sha256";
-		return NULL;
-	default:
-		return NULL;
-	}
-}
-
 static void api_key_drop(struct api *a, const char *keyid);
 
 /* ---- write path --------------------------------------------------------- */
@@ -319,7 +283,12 @@ struct api_write {
 	char alg[32];
 	char principal[CONF_NAME_MAX + 1];
 	json_t *body; /* the request, while its signature is checked */
-	struct verify_job vj;
+	struct pool_job job;
+	struct kt_pubkey *pk;
+	uint8_t digestbin[32];
+	uint8_t sig[KT_SIG_MAX];
+	size_t siglen;
+	int verified;
 	struct kt_buf artifact;
 	struct kt_buf keyrec;
 	struct store_put put;
@@ -330,7 +299,7 @@ api_write_free(struct api_write *w)
 {
 	if (w == NULL)
 		return;
-	verify_job_clear(&w->vj);
+	kt_pubkey_free(w->pk);
 	json_decref(w->body);
 	kt_buf_free(&w->entry);
 	kt_buf_free(&w->artifact);
@@ -509,7 +478,7 @@ api_key_drop(struct api *a, const char *keyid)
 	struct api_key *k = api_key_slot(a, keyid);
 
 	if (k != NULL && strcmp(k->id, keyid) == 0) {
-		EVP_PKEY_free(k->pk);
+		kt_pubkey_free(k->pk);
 		memset(k, 0, sizeof(*k));
 	}
 }
@@ -518,7 +487,7 @@ void
 api_keys_free(struct api *a)
 {
 	for (size_t i = 0; i < API_KEY_CACHE; i++)
-		EVP_PKEY_free(a->keys[i].pk);
+		kt_pubkey_free(a->keys[i].pk);
 	memset(a->keys, 0, sizeof(a->keys));
 }
 
@@ -532,11 +501,10 @@ api_key_get(struct api *a, struct http_req *r, const char *keyid)
 	struct api_key *k = api_key_slot(a, keyid);
 	struct store_rd *rd;
 	json_t *rec;
-	const char *alg, *spki, *state;
-	uint8_t der[API_SPKI_MAX];
-	const uint8_t *dp = der;
+	const char *spki, *state;
+	uint8_t der[KT_SPKI_MAX];
 	size_t dlen;
-	EVP_PKEY *pk;
+	struct kt_pubkey *pk = NULL;
 
 	if (k == NULL || strlen(keyid) != 64) {
 		http_reply_error(r, 404, "unknown_key",
@@ -554,28 +522,26 @@ api_key_get(struct api *a, struct http_req *r, const char *keyid)
 		    "key: no registered key has this ID");
 		return NULL;
 	}
-	alg = json_string_value(json_object_get(rec, "alg"));
 	spki = json_string_value(json_object_get(rec, "spki"));
 	state = json_string_value(json_object_get(rec, "state"));
-	if (alg == NULL || spki == NULL || state == NULL ||
-	    strlen(alg) >= sizeof(k->alg) ||
+	if (spki == NULL || state == NULL ||
 	    kt_b64_decode(spki, strlen(spki), der, sizeof(der), &dlen) !=
 		KT_OK ||
-	    (pk = d2i_PUBKEY(NULL, &dp, (long)dlen)) == NULL) {
+	    kt_pubkey_parse(der, dlen, &pk) != KT_OK) {
 		json_decref(rec);
 		http_reply_error(r, 500, "internal", "key record unreadable");
 		return NULL;
 	}
-	EVP_PKEY_free(k->pk);
+	kt_pubkey_free(k->pk);
 	memcpy(k->id, keyid, 65);
-	snprintf(k->alg, sizeof(k->alg), "%s", alg);
 	k->active = strcmp(state, "active") == 0;
 	k->pk = pk;
 	json_decref(rec);
 	return k;
 }
 
-static void api_entries_verified(struct verify_job *job, void *arg);
+static void api_entries_verify(void *arg);
+static void api_entries_verified(void *arg);
 
 /* POST /v1/entries: log a signature made elsewhere by a registered key. */
 static void
@@ -599,7 +565,7 @@ api_post_entries(struct http_req *r, void *arg)
 	if (api_fields(r, body, fields) != 0 ||
 	    (keyid = api_str(r, body, "key", 64, 1)) == NULL ||
 	    (digest = api_str(r, body, "digest", 64, 1)) == NULL ||
-	    (sig = api_str(r, body, "sig", 2 * VERIFY_SIG_MAX, 1)) == NULL)
+	    (sig = api_str(r, body, "sig", 2 * KT_SIG_MAX, 1)) == NULL)
 		goto out;
 	if (kt_hex_decode_exact(digest, strlen(digest), dig, 32) != KT_OK) {
 		http_reply_error(r, 400, "bad_request",
@@ -638,9 +604,9 @@ api_post_entries(struct http_req *r, void *arg)
 		http_reply_error(r, 500, "internal", "out of memory");
 		goto out;
 	}
-	if (kt_b64_decode(sig, strlen(sig), w->vj.sig, sizeof(w->vj.sig),
-		&w->vj.siglen) != KT_OK ||
-	    w->vj.siglen == 0) {
+	if (kt_b64_decode(sig, strlen(sig), w->sig, sizeof(w->sig),
+		&w->siglen) != KT_OK ||
+	    w->siglen == 0) {
 		http_reply_error(
 		    r, 400, "bad_request", "sig: must be canonical base64");
 		goto out;
@@ -656,26 +622,37 @@ api_post_entries(struct http_req *r, void *arg)
 	}
 	memcpy(w->keyid, keyid, 65);
 	memcpy(w->digest, digest, 65);
-	snprintf(w->alg, sizeof(w->alg), "%s", k->alg);
+	snprintf(w->alg, sizeof(w->alg), "%s", kt_pubkey_alg(k->pk));
 	snprintf(w->principal, sizeof(w->principal), "%s", p->name);
 	w->body = json_incref(body);
-	memcpy(w->vj.digest, dig, 32);
-	w->vj.rsa_pss = strncmp(k->alg, "rsa", 3) == 0;
-	w->vj.pk = k->pk;
-	EVP_PKEY_up_ref(k->pk);
-	w->vj.done = api_entries_verified;
-	w->vj.arg = w;
-	/* Verified on a worker thread; continues in api_entries_verified. */
-	verify_submit(a->verify, &w->vj);
+	memcpy(w->digestbin, dig, 32);
+	if ((w->pk = kt_pubkey_ref(k->pk)) == NULL) {
+		http_reply_error(r, 500, "internal", "out of memory");
+		goto out;
+	}
+	w->job.run = api_entries_verify;
+	w->job.done = api_entries_verified;
+	w->job.arg = w;
+	/* Checked on a worker thread; continues in api_entries_verified. */
+	pool_submit(a->pool, &w->job);
 	w = NULL;
 out:
 	api_write_free(w);
 	json_decref(body);
 }
 
+/* On a worker thread: checks the submitted signature. */
+static void
+api_entries_verify(void *arg)
+{
+	struct api_write *w = arg;
+
+	w->verified = kt_pubkey_verify(w->pk, w->digestbin, w->sig, w->siglen);
+}
+
 /* Builds the signature entry once its signature verified, and logs it. */
 static void
-api_entries_verified(struct verify_job *job, void *arg)
+api_entries_verified(void *arg)
 {
 	static const char tag[] = "keytrail dedup v1\n";
 	struct api_write *w = arg;
@@ -687,8 +664,9 @@ api_entries_verified(struct verify_job *job, void *arg)
 	struct kt_buf sb;
 	char now[32];
 
-	verify_job_clear(job);
-	if (job->result != KT_OK) {
+	kt_pubkey_free(w->pk);
+	w->pk = NULL;
+	if (w->verified != KT_OK) {
 		http_reply_error(r, 422, "bad_signature",
 		    "sig: does not verify over digest with this key");
 		api_write_free(w);
@@ -760,17 +738,15 @@ api_key_import(struct api *a, struct http_req *r, const struct principal *p,
     json_t *body, struct api_write *w, json_t **entry)
 {
 	const char *spki, *label, *alg;
-	uint8_t der[API_SPKI_MAX], *re = NULL;
-	const uint8_t *dp = der;
+	uint8_t der[KT_SPKI_MAX];
 	struct store_rd *rd;
-	EVP_PKEY *pk = NULL;
+	struct kt_pubkey *pk = NULL;
 	json_t *exists, *rec;
-	struct kt_hash id;
 	char now[32];
 	size_t dlen;
-	int relen, rc = -1;
+	int rc = -1;
 
-	if ((spki = api_str(r, body, "spki", 4 * API_SPKI_MAX / 3 + 4, 1)) ==
+	if ((spki = api_str(r, body, "spki", 4 * KT_SPKI_MAX / 3 + 4, 1)) ==
 		NULL ||
 	    (label = api_str(r, body, "label", API_LABEL_MAX, 1)) == NULL)
 		return -1;
@@ -783,28 +759,27 @@ api_key_import(struct api *a, struct http_req *r, const struct principal *p,
 		return -1;
 	}
 	if (kt_b64_decode(spki, strlen(spki), der, sizeof(der), &dlen) !=
-		KT_OK ||
-	    (pk = d2i_PUBKEY(NULL, &dp, (long)dlen)) == NULL ||
-	    dp != der + dlen) {
+	    KT_OK) {
 		http_reply_error(r, 400, "bad_request",
 		    "spki: must be base64 of a DER SubjectPublicKeyInfo");
-		goto out;
+		return -1;
 	}
-	/* The key ID hashes the DER; insist on its one canonical form. */
-	relen = i2d_PUBKEY(pk, &re);
-	if (relen <= 0 || (size_t)relen != dlen || memcmp(re, der, dlen) != 0) {
-		http_reply_error(
-		    r, 400, "bad_request", "spki: not in canonical DER");
-		goto out;
-	}
-	if ((alg = api_key_alg(pk)) == NULL) {
+	switch (kt_pubkey_parse(der, dlen, &pk)) {
+	case KT_OK:
+		break;
+	case KT_EPOLICY:
 		http_reply_error(r, 400, "weak_key",
 		    "spki: supported keys are ECDSA P-256/P-384, RSA "
 		    "3072/4096 (PSS) and Ed25519");
-		goto out;
+		return -1;
+	default:
+		http_reply_error(r, 400, "bad_request",
+		    "spki: must be base64 of a canonical DER "
+		    "SubjectPublicKeyInfo");
+		return -1;
 	}
-	SHA256(der, dlen, id.b);
-	kt_hex_encode(id.b, 32, w->keyid);
+	alg = kt_pubkey_alg(pk);
+	memcpy(w->keyid, kt_pubkey_id(pk), 65);
 	if ((rd = api_rd(a, r)) == NULL)
 		goto out;
 	exists = api_key_load(rd, w->keyid);
@@ -838,8 +813,7 @@ api_key_import(struct api *a, struct http_req *r, const struct principal *p,
 	json_decref(rec);
 	rc = 0;
 out:
-	OPENSSL_free(re);
-	EVP_PKEY_free(pk);
+	kt_pubkey_free(pk);
 	return rc;
 }
 

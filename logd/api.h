@@ -14,7 +14,8 @@
 #include "keytrail/note.h"
 #include "seq.h"
 #include "store.h"
-#include "verify.h"
+#include "keytrail/sig.h"
+#include "pool.h"
 
 /* Slots of the key cache (direct-mapped by key ID). */
 #define API_KEY_CACHE 1024
@@ -22,16 +23,15 @@
 /* A registered key as the write path needs it. */
 struct api_key {
 	char id[65]; /* "" when the slot is empty */
-	char alg[32];
 	int active;
-	EVP_PKEY *pk;
+	struct kt_pubkey *pk;
 };
 
 struct api {
 	struct conf *conf;
 	struct store *st;
 	struct seq *seq;
-	struct verify *verify;
+	struct pool *pool;
 	struct tilecache *tiles;
 	struct api_key keys[API_KEY_CACHE];
 	struct kt_note_vkey log_vkey; /* the checkpoint key */

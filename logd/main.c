@@ -31,7 +31,7 @@
 #include "setup.h"
 #include "store.h"
 #include "tilecache.h"
-#include "verify.h"
+#include "pool.h"
 
 #define LOGD_DEFAULT_LISTEN "127.0.0.1:8080"
 #define LOGD_DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
@@ -327,8 +327,8 @@ main(int argc, char **argv)
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
 		/* Leave one core to the HTTP thread. */
-		if (verify_new(d->base, ncpu > 2 ? (unsigned)(ncpu - 1) : 1,
-			&d->api.verify) != KT_OK) {
+		if (pool_new(d->base, ncpu > 2 ? (unsigned)(ncpu - 1) : 1,
+			&d->api.pool) != KT_OK) {
 			snprintf(err, sizeof(err),
 			    "cannot start the verification threads");
 			goto fail;
@@ -380,7 +380,7 @@ fail:
 out:
 	/* Jobs still verifying finish (and answer 503) before the server goes.
 	 */
-	verify_free(d->api.verify);
+	pool_free(d->api.pool);
 	if (d->seq != NULL)
 		seq_stop(d->seq);
 	if (d->http != NULL)

@@ -1,0 +1,148 @@
+/*
+ * The worker pool: a job queue under one mutex, worker threads, and a
+ * completion list handed to the event loop with event_active().
+ */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include <event2/event.h>
+
+#include "pool.h"
+
+/* Most worker threads. */
+#define POOL_THREADS_MAX 16
+
+struct pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct pool_job *qhead, *qtail;
+	struct pool_job *dhead, *dtail;
+	struct event *done_ev;
+	pthread_t threads[POOL_THREADS_MAX];
+	unsigned nthreads;
+	int stopping;
+};
+
+static void
+pool_deliver(evutil_socket_t fd, short what, void *arg)
+{
+	struct pool *p = arg;
+	struct pool_job *j, *next;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&p->mu);
+	j = p->dhead;
+	p->dhead = p->dtail = NULL;
+	pthread_mutex_unlock(&p->mu);
+	for (; j != NULL; j = next) {
+		next = j->next;
+		j->next = NULL;
+		j->done(j->arg);
+	}
+}
+
+static void
+pool_post(struct pool *p, struct pool_job *j)
+{
+	pthread_mutex_lock(&p->mu);
+	j->next = NULL;
+	if (p->dtail != NULL)
+		p->dtail->next = j;
+	else
+		p->dhead = j;
+	p->dtail = j;
+	pthread_mutex_unlock(&p->mu);
+	event_active(p->done_ev, EV_READ, 0);
+}
+
+static void *
+pool_main(void *arg)
+{
+	struct pool *p = arg;
+
+	for (;;) {
+		struct pool_job *j;
+
+		pthread_mutex_lock(&p->mu);
+		while (p->qhead == NULL && !p->stopping)
+			pthread_cond_wait(&p->cv, &p->mu);
+		if (p->qhead == NULL) {
+			pthread_mutex_unlock(&p->mu);
+			return NULL;
+		}
+		j = p->qhead;
+		p->qhead = j->next;
+		if (p->qhead == NULL)
+			p->qtail = NULL;
+		pthread_mutex_unlock(&p->mu);
+		j->run(j->arg);
+		pool_post(p, j);
+	}
+}
+
+int
+pool_new(struct event_base *base, unsigned nthreads, struct pool **out)
+{
+	struct pool *p;
+
+	if (nthreads > POOL_THREADS_MAX)
+		nthreads = POOL_THREADS_MAX;
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return KT_ENOMEM;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	if ((p->done_ev = event_new(base, -1, 0, pool_deliver, p)) == NULL) {
+		pool_free(p);
+		return KT_ENOMEM;
+	}
+	for (unsigned i = 0; i < nthreads; i++) {
+		if (pthread_create(&p->threads[i], NULL, pool_main, p) != 0) {
+			pool_free(p);
+			return KT_EINTERNAL;
+		}
+		p->nthreads++;
+	}
+	*out = p;
+	return KT_OK;
+}
+
+void
+pool_submit(struct pool *p, struct pool_job *job)
+{
+	job->next = NULL;
+	if (p->nthreads == 0) {
+		job->run(job->arg);
+		pool_post(p, job);
+		return;
+	}
+	pthread_mutex_lock(&p->mu);
+	if (p->qtail != NULL)
+		p->qtail->next = job;
+	else
+		p->qhead = job;
+	p->qtail = job;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+void
+pool_free(struct pool *p)
+{
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stopping = 1;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	for (unsigned i = 0; i < p->nthreads; i++)
+		pthread_join(p->threads[i], NULL);
+	/* Complete what finished, so every job's done runs exactly once. */
+	if (p->done_ev != NULL) {
+		pool_deliver(-1, 0, p);
+		event_free(p->done_ev);
+	}
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv);
+	free(p);
+}

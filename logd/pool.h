@@ -1,0 +1,42 @@
+/*
+ * A pool of worker threads for the CPU-bound steps of a request
+ * (checking a submitted signature, signing in the HSM), so the HTTP thread
+ * only parses and replies.  A job runs on a worker and then completes, as
+ * sequencer submissions do, on the event loop thread.
+ */
+#ifndef LOGD_POOL_H
+#define LOGD_POOL_H
+
+#include "keytrail/common.h"
+
+struct event_base;
+struct pool;
+
+/*
+ * One job, owned by the submitter until done is called.  run is called on
+ * a worker thread, then done on the loop thread, each exactly once, both
+ * with arg.
+ */
+struct pool_job {
+	void (*run)(void *arg);
+	void (*done)(void *arg);
+	void *arg;
+	struct pool_job *next;
+};
+
+/*
+ * Starts nthreads workers (0: run jobs inline in pool_submit, still
+ * completing them from the loop).  base must have been created after
+ * evthread_use_pthreads().  Returns KT_OK, KT_ENOMEM or KT_EINTERNAL.
+ */
+int pool_new(struct event_base *base, unsigned nthreads,
+    struct pool **out) KT_MUST_CHECK;
+/* Queues job. */
+void pool_submit(struct pool *p, struct pool_job *job);
+/*
+ * Lets the workers finish the queue, joins them, completes what finished,
+ * and frees p.  NULL is a no-op.
+ */
+void pool_free(struct pool *p);
+
+#endif
