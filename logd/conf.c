@@ -294,7 +294,7 @@ conf_load(const char *data_dir, const char *path, struct conf *out, char *err,
 	static const char *const top[] = { "origin", "listen", "map_size_mib",
 		"hsm", "batch", "limits", "principals_file", NULL };
 	static const char *const hsmf[] = { "module", "softhsm_conf", "token",
-		"pin_file", "log_key", NULL };
+		"pin_file", "log_key", "keys_token", NULL };
 	static const char *const batchf[] = { "max_entries", "interval_us",
 		NULL };
 	static const char *const limitf[] = { "max_body", "max_headers",
@@ -378,7 +378,9 @@ conf_load(const char *data_dir, const char *path, struct conf *out, char *err,
 		    get_str(sub, "hsm.", "pin_file", tmp, sizeof(tmp), err,
 			errlen) != KT_OK ||
 		    get_str(sub, "hsm.", "log_key", c->log_key_label,
-			sizeof(c->log_key_label), err, errlen) != KT_OK)
+			sizeof(c->log_key_label), err, errlen) != KT_OK ||
+		    get_str(sub, "hsm.", "keys_token", c->hsm_keys_token,
+			sizeof(c->hsm_keys_token), err, errlen) != KT_OK)
 			goto out;
 		if (mod[0] != 0 &&
 		    conf_resolve(data_dir, mod, c->hsm_module,

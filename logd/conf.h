@@ -44,6 +44,8 @@ struct conf {
 	char hsm_token[CONF_NAME_MAX + 1];
 	char hsm_pin_file[CONF_PATH_MAX];
 	char log_key_label[CONF_NAME_MAX + 1];
+	/* Token holding the signing keys ("" = no signing, log only). */
+	char hsm_keys_token[CONF_NAME_MAX + 1];
 
 	/* Sequencer batching. */
 	unsigned batch_max;

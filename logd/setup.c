@@ -23,6 +23,7 @@
 #include "setup.h"
 
 #define SETUP_LOG_TOKEN "keytrail-log"
+#define SETUP_KEYS_TOKEN "keytrail-keys"
 
 static void setup_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -177,7 +178,12 @@ setup_dev(const char *dir, const char *listen, const char *module, char *err,
 		{ "alice", { "approver", NULL, NULL } },
 		{ "bob", { "approver", NULL, NULL } },
 	};
-	const char *labels[] = { SETUP_LOG_TOKEN };
+	/*
+	 * The log key has a token of its own, apart from the signing keys
+	 * (DESIGN.md section 4), so the two can live in different HSMs.
+	 */
+	const char *labels[] = { SETUP_LOG_TOKEN, SETUP_KEYS_TOKEN };
+	static const char *const signing_keys[] = { "default", "release" };
 	char path[CONF_PATH_MAX], hsmdir[CONF_PATH_MAX], pin[CONF_PATH_MAX];
 	char shc[CONF_PATH_MAX], origin[64], hash[65];
 	struct hsm_config hc;
@@ -199,7 +205,7 @@ setup_dev(const char *dir, const char *listen, const char *module, char *err,
 		setup_err(err, errlen, "%s: path too long", dir);
 		return -1;
 	}
-	if (hsm_softhsm_setup(hsmdir, labels, 1, module, err, errlen) != KT_OK)
+	if (hsm_softhsm_setup(hsmdir, labels, 2, module, err, errlen) != KT_OK)
 		return -1;
 	memset(&hc, 0, sizeof(hc));
 	hc.module = module;
@@ -211,6 +217,21 @@ setup_dev(const char *dir, const char *listen, const char *module, char *err,
 		return -1;
 	if (hsm_generate(h, HSM_ED25519, "log", &k, err, errlen) != KT_OK)
 		goto out;
+	hsm_key_free(k);
+	k = NULL;
+	hsm_close(h);
+	h = NULL;
+	/* The development signing keys: ECDSA P-256, generated inside. */
+	hc.token_label = SETUP_KEYS_TOKEN;
+	if (hsm_open(&hc, &h, err, errlen) != KT_OK)
+		goto out;
+	for (size_t i = 0; i < 2; i++) {
+		if (hsm_generate(h, HSM_ECDSA_P256, signing_keys[i], &k, err,
+			errlen) != KT_OK)
+			goto out;
+		hsm_key_free(k);
+		k = NULL;
+	}
 
 	if (snprintf(path, sizeof(path), "%s/tokens", dir) >=
 		(int)sizeof(path) ||
@@ -248,12 +269,13 @@ setup_dev(const char *dir, const char *listen, const char *module, char *err,
 	snprintf(origin, sizeof(origin),
 	    "keytrail.localhost/log-%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
 	    rnd[3]);
-	cfg = json_pack("{s:s, s:s, s:I, s:{s:s, s:s, s:s, s:s, s:s}, "
+	cfg = json_pack("{s:s, s:s, s:I, s:{s:s, s:s, s:s, s:s, s:s, s:s}, "
 			"s:{s:i, s:i}, s:{s:i, s:i, s:i, s:i}, s:s}",
 	    "origin", origin, "listen", listen, "map_size_mib",
 	    (json_int_t)4096, "hsm", "module", module, "softhsm_conf",
 	    "hsm/softhsm2.conf", "token", SETUP_LOG_TOKEN, "pin_file",
-	    "hsm/pin", "log_key", "log", "batch", "max_entries", 1024,
+	    "hsm/pin", "log_key", "log", "keys_token", SETUP_KEYS_TOKEN,
+	    "batch", "max_entries", 1024,
 	    "interval_us", 1000, "limits", "max_body", 65536, "max_headers",
 	    8192, "max_connections", 1024, "timeout_s", 30, "principals_file",
 	    CONF_PRINCIPALS_FILE);
