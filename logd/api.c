@@ -26,9 +26,6 @@
 #include "log.h"
 #include "tilecache.h"
 
-/* Page size limits for /v1/search. */
-#define API_SEARCH_DEFAULT 100
-#define API_SEARCH_MAX 1000
 /* Longest artifact name logged. */
 #define API_ARTIFACT_NAME_MAX 255
 /* Longest key label. */
@@ -36,11 +33,9 @@
 /* Longest revocation reason. */
 #define API_REASON_MAX 255
 
-static const char *const no_params[] = { NULL };
-
 /* ---- small helpers ---------------------------------------------------- */
 
-static void
+void
 api_time(char out[32])
 {
 	time_t now = time(NULL);
@@ -51,7 +46,7 @@ api_time(char out[32])
 }
 
 /* Parses a canonical decimal query value below KT_SIZE_MAX. */
-static int
+int
 api_u64(const char *s, uint64_t *out)
 {
 	if (s == NULL)
@@ -60,7 +55,7 @@ api_u64(const char *s, uint64_t *out)
 	    (const uint8_t *)s, strlen(s), KT_SIZE_MAX - 1, out);
 }
 
-static void
+void
 api_reply_kt(struct http_req *r, int rc, const char *detail)
 {
 	int status = http_status_for(rc);
@@ -99,7 +94,7 @@ api_reply_kt(struct http_req *r, int rc, const char *detail)
 }
 
 /* Starts a read session or replies 503 and returns NULL. */
-static struct store_rd *
+struct store_rd *
 api_rd(struct api *a, struct http_req *r)
 {
 	struct store_rd *rd = NULL;
@@ -116,27 +111,44 @@ api_rd(struct api *a, struct http_req *r)
  * Authenticates the bearer token and checks that the principal holds one
  * of roles.  Replies 401/403 and returns NULL on failure.
  */
-static const struct principal *
+const struct policy_principal *
 api_auth(struct api *a, struct http_req *r, unsigned roles)
 {
 	const char *h = http_req_header(r, "Authorization");
-	const struct principal *p;
+	const struct policy_principal *p = NULL;
+	char peer[POLICY_PEER_MAX + 1];
+	int64_t now = (int64_t)time(NULL), wait;
 	size_t len;
 
-	if (h == NULL || strncmp(h, "Bearer ", 7) != 0) {
-		a->auth_failures++;
-		http_reply_error(
-		    r, 401, "unauthenticated", "missing bearer token");
+	/* The peer's address without its port: failures count per host. */
+	snprintf(peer, sizeof(peer), "%s", http_req_peer(r));
+	peer[strcspn(peer, ":")] = 0;
+	if ((wait = policy_throttle_wait(a->throttle, peer, now)) > 0) {
+		char retry[32], detail[96];
+
+		snprintf(retry, sizeof(retry), "%lld", (long long)wait);
+		snprintf(detail, sizeof(detail),
+		    "too many failed authentications; retry in %lld s",
+		    (long long)wait);
+		http_add_header(r, "Retry-After", retry);
+		http_reply_error(r, 429, "rate_limited", detail);
 		return NULL;
 	}
-	h += 7;
-	len = strlen(h);
-	if (len == 0 || len > 256 ||
-	    (p = conf_authenticate(a->conf, (const uint8_t *)h, len)) == NULL) {
+	if (h != NULL && strncmp(h, "Bearer ", 7) == 0) {
+		h += 7;
+		len = strlen(h);
+		if (len > 0 && len <= 256)
+			p = policy_authenticate(
+			    a->policy, (const uint8_t *)h, len);
+	}
+	if (p == NULL) {
 		a->auth_failures++;
-		log_warn("auth: bad token from %s", http_req_peer(r));
-		http_reply_error(
-		    r, 401, "unauthenticated", "unknown bearer token");
+		policy_throttle_fail(a->throttle, peer, now);
+		log_warn("auth: %s bearer token from %s",
+		    h == NULL ? "no" : "unknown", http_req_peer(r));
+		http_reply_error(r, 401, "unauthenticated",
+		    h == NULL ? "missing bearer token"
+			      : "unknown bearer token");
 		return NULL;
 	}
 	if ((p->roles & roles) == 0) {
@@ -150,7 +162,7 @@ api_auth(struct api *a, struct http_req *r, unsigned roles)
 }
 
 /* Parses the body as one JSON object; replies 400 and NULL otherwise. */
-static json_t *
+json_t *
 api_body(struct http_req *r)
 {
 	struct kt_bytes b = http_req_body(r);
@@ -174,7 +186,7 @@ api_body(struct http_req *r)
 }
 
 /* Refuses body fields outside allowed (NULL-terminated). */
-static int
+int
 api_fields(struct http_req *r, json_t *j, const char *const *allowed)
 {
 	const char *k;
@@ -199,7 +211,7 @@ api_fields(struct http_req *r, json_t *j, const char *const *allowed)
 }
 
 /* A required string field of at most max bytes, or NULL (replied 400). */
-static const char *
+const char *
 api_str(
     struct http_req *r, json_t *j, const char *field, size_t max, int required)
 {
@@ -232,7 +244,7 @@ api_str(
  */
 
 /* Serialises a key record (sorted, compact) into out. */
-static int
+int
 api_record(const json_t *rec, struct kt_buf *out)
 {
 	char *s = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
@@ -246,7 +258,7 @@ api_record(const json_t *rec, struct kt_buf *out)
 }
 
 /* Loads a key record; NULL if unknown. */
-static json_t *
+json_t *
 api_key_load(struct store_rd *rd, const char *keyid)
 {
 	struct kt_buf b;
@@ -281,7 +293,7 @@ struct api_write {
 	uint8_t keyraw[32];
 	uint8_t digestraw[32];
 	char alg[32];
-	char principal[CONF_NAME_MAX + 1];
+	char principal[POLICY_NAME_MAX + 1];
 	json_t *body; /* the request, while its signature is checked */
 	struct pool_job job;
 	struct kt_pubkey *pk;
@@ -344,7 +356,7 @@ api_latency(struct api *a, double seconds)
  * reading the entry back from the log (for duplicates it is the first
  * entry's bytes, not this request's).
  */
-static int
+int
 api_proof(struct api *a, uint64_t index, const uint8_t *note, size_t notelen,
     uint64_t size, struct kt_buf *entry_out, struct kt_buf *proof_out)
 {
@@ -544,21 +556,21 @@ static void api_entries_verify(void *arg);
 static void api_entries_verified(void *arg);
 
 /* POST /v1/entries: log a signature made elsewhere by a registered key. */
-static void
+void
 api_post_entries(struct http_req *r, void *arg)
 {
 	static const char *const fields[] = { "key", "digest", "sig",
 		"artifact", NULL };
 	static const char *const afields[] = { "name", "size", NULL };
 	struct api *a = arg;
-	const struct principal *p;
+	const struct policy_principal *p;
 	struct api_write *w = NULL;
 	struct api_key *k;
 	json_t *body = NULL, *art;
 	const char *keyid, *digest, *sig;
 	uint8_t dig[32];
 
-	if ((p = api_auth(a, r, ROLE_SUBMITTER)) == NULL)
+	if ((p = api_auth(a, r, POLICY_ROLE_SUBMITTER)) == NULL)
 		return;
 	if ((body = api_body(r)) == NULL)
 		return;
@@ -701,7 +713,7 @@ api_entries_verified(void *arg)
 	entry = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:[], s:s}",
 	    "kind", "signature", "key", w->keyid, "alg", w->alg, "digest",
 	    w->digest, "sig", sig, "principal", w->principal, "time", now,
-	    "approvers", "policy", a->policy_hex);
+	    "approvers", "policy", policy_sha256(a->policy));
 	if (entry != NULL && art != NULL)
 		json_object_set(entry, "artifact", art);
 	/* Indexed as raw bytes: half the size of the hex in every index row. */
@@ -734,8 +746,9 @@ api_entries_verified(void *arg)
 
 /* Fills the key record and entry of an import; replies on failure. */
 static int
-api_key_import(struct api *a, struct http_req *r, const struct principal *p,
-    json_t *body, struct api_write *w, json_t **entry)
+api_key_import(struct api *a, struct http_req *r,
+    const struct policy_principal *p, json_t *body, struct api_write *w,
+    json_t **entry)
 {
 	const char *spki, *label, *alg;
 	uint8_t der[KT_SPKI_MAX];
@@ -819,8 +832,9 @@ out:
 
 /* Fills the record update and entry of a revocation. */
 static int
-api_key_revoke(struct api *a, struct http_req *r, const struct principal *p,
-    json_t *body, struct api_write *w, json_t **entry)
+api_key_revoke(struct api *a, struct http_req *r,
+    const struct policy_principal *p, json_t *body, struct api_write *w,
+    json_t **entry)
 {
 	const char *keyid, *reason, *state;
 	struct store_rd *rd;
@@ -878,13 +892,13 @@ api_post_keys(struct http_req *r, void *arg)
 	static const char *const frevoke[] = { "action", "key", "reason",
 		NULL };
 	struct api *a = arg;
-	const struct principal *p;
+	const struct policy_principal *p;
 	struct api_write *w = NULL;
 	json_t *body, *entry = NULL;
 	const char *action;
 	int rc;
 
-	if ((p = api_auth(a, r, ROLE_ADMIN)) == NULL)
+	if ((p = api_auth(a, r, POLICY_ROLE_ADMIN)) == NULL)
 		return;
 	if ((body = api_body(r)) == NULL)
 		return;
@@ -930,595 +944,154 @@ out:
 	json_decref(body);
 }
 
-/* ---- read path ---------------------------------------------------------- */
+/* ---- policy ---------------------------------------------------------------
+ */
+
+struct api_policy_log {
+	struct seq_req req;
+	struct kt_buf entry;
+	char sha[POLICY_SHA256_LEN + 1];
+	struct store_put put;
+};
 
 static void
-api_get_checkpoint(struct http_req *r, void *arg)
+api_policy_logged(struct seq_req *req, void *arg)
 {
-	struct api *a = arg;
-	struct store_rd *rd;
-	struct kt_buf note;
-	int rc;
+	struct api_policy_log *l = arg;
 
-	if ((rd = api_rd(a, r)) == NULL)
-		return;
-	kt_buf_init(&note, KT_NOTE_MAX);
-	rc = store_rd_checkpoint(rd, &note);
-	store_rd_end(rd);
-	if (rc != KT_OK)
-		api_reply_kt(r, rc, "no checkpoint");
+	if (req->rc == KT_OK)
+		log_info("policy %s in force, logged at index %llu%s", l->sha,
+		    (unsigned long long)req->item.index,
+		    req->item.duplicate ? " (already logged)" : "");
 	else
-		http_reply_bytes(r, 200, "text/plain; charset=utf-8",
-		    "no-cache", note.p, note.len);
-	kt_buf_free(&note);
+		log_err("policy %s could not be logged: %s", l->sha, req->err);
+	seq_cp_release(req->cp);
+	kt_buf_free(&l->entry);
+	free(l);
 }
 
 /*
- * Tiles and entry bundles.  The answer for a (level, index, width) never
- * changes, so it is cached (tilecache.c) and served without a copy.
+ * Builds in l the `policy` entry of the policy in force.  Returns 1 when
+ * it needs logging, 0 when it was logged before, -1 on failure.
  */
-static void
-api_get_tile(struct http_req *r, void *arg)
-{
-	struct api *a = arg;
-	const char *path = http_req_path(r) + 1;
-	struct tilecache_key key;
-	struct store_rd *rd;
-	struct kt_tile t;
-	struct kt_buf data, gz;
-	struct blob *b;
-	const char *cache;
-	int rc, bundle;
-
-	if (kt_tile_parse(path, strlen(path), &t) != KT_OK) {
-		http_reply_error(r, 404, "not_found", "not a tile path");
-		return;
-	}
-	bundle = t.level == KT_TILE_ENTRIES;
-	/*
-	 * C2SP tlog-tiles: full tiles never change; a partial tile of a given
-	 * width never changes either, but it is not kept forever, so it gets
-	 * a short lifetime.
-	 */
-	cache = t.width == KT_TILE_WIDTH ? "public, max-age=31536000, immutable"
-					 : "public, max-age=60";
-	memset(&key, 0, sizeof(key));
-	key.level = t.level;
-	key.index = t.index;
-	key.width = t.width;
-	key.gzip = bundle && http_req_accepts_gzip(r);
-	if ((b = tilecache_get(a->tiles, &key)) != NULL) {
-		http_reply_blob(r, 200, "application/octet-stream", cache,
-		    bundle ? (key.gzip ? "gzip" : "") : NULL, b);
-		return;
-	}
-	if ((rd = api_rd(a, r)) == NULL)
-		return;
-	kt_buf_init(&data, KT_ENTRY_BUNDLE_MAX);
-	kt_buf_init(&gz, 2 * KT_ENTRY_BUNDLE_MAX);
-	if (bundle)
-		rc = store_rd_bundle(rd, t.index, t.width, &data);
-	else
-		rc = store_rd_tile(rd, t.level, t.index, t.width, &data);
-	store_rd_end(rd);
-	if (rc != KT_OK) {
-		api_reply_kt(r, rc == KT_EINVAL ? KT_ENOTFOUND : rc,
-		    "tile not in the tree");
-		goto out;
-	}
-	if (key.gzip && http_gzip(data.p, data.len, &gz) != KT_OK)
-		key.gzip = 0;
-	b = key.gzip ? blob_new(gz.p, gz.len) : blob_new(data.p, data.len);
-	if (b == NULL) {
-		http_reply_error(r, 500, "internal", "out of memory");
-		goto out;
-	}
-	tilecache_put(a->tiles, &key, b);
-	http_reply_blob(r, 200, "application/octet-stream", cache,
-	    bundle ? (key.gzip ? "gzip" : "") : NULL, b);
-out:
-	kt_buf_free(&data);
-	kt_buf_free(&gz);
-}
-
-static void
-api_get_log(struct http_req *r, void *arg)
-{
-	struct api *a = arg;
-	struct store_rd *rd;
-	uint64_t size;
-
-	if (http_req_query_unknown(r, no_params)) {
-		http_reply_error(r, 400, "bad_request", "no parameters here");
-		return;
-	}
-	if ((rd = api_rd(a, r)) == NULL)
-		return;
-	size = store_rd_size(rd);
-	store_rd_end(rd);
-	http_reply_json(r, 200,
-	    json_pack("{s:s, s:s, s:I}", "origin", a->conf->origin, "vkey",
-		a->vkey_str, "size", (json_int_t)size));
-}
-
-/* Entry JSON for /v1/entries/<i>: exact bytes in base64 plus parsed. */
-static json_t *
-api_entry_json(uint64_t index, const struct kt_buf *e)
-{
-	struct kt_buf b64;
-	struct kt_hash leaf;
-	char hex[65];
-	json_t *j, *parsed;
-
-	kt_buf_init(&b64, 2 * KT_ENTRY_MAX);
-	if (kt_b64_append(&b64, e->p, e->len) != KT_OK)
-		return NULL;
-	kt_leaf_hash(e->p, e->len, &leaf);
-	kt_hex_encode(leaf.b, 32, hex);
-	parsed = json_loadb((const char *)e->p, e->len, 0, NULL);
-	j = json_pack("{s:I, s:s, s:s%, s:o*}", "index", (json_int_t)index,
-	    "leaf_hash", hex, "entry_b64", (const char *)b64.p, b64.len,
-	    "entry", parsed);
-	kt_buf_free(&b64);
-	return j;
-}
-
-static void
-api_get_entry(struct http_req *r, void *arg)
-{
-	struct api *a = arg;
-	const char *s = http_req_path(r) + strlen("/v1/entries/");
-	struct store_rd *rd;
-	struct kt_buf e;
-	uint64_t index;
-	int rc;
-
-	if (http_req_method(r) == HTTP_POST) {
-		http_reply_error(r, 404, "not_found", "no such path");
-		return;
-	}
-	if (api_u64(s, &index) != KT_OK) {
-		http_reply_error(r, 400, "bad_request",
-		    "index: must be a canonical decimal");
-		return;
-	}
-	if ((rd = api_rd(a, r)) == NULL)
-		return;
-	kt_buf_init(&e, KT_ENTRY_MAX);
-	rc = store_rd_entry(rd, index, &e);
-	store_rd_end(rd);
-	if (rc != KT_OK)
-		api_reply_kt(r, rc, "no entry at this index");
-	else
-		http_reply_json(r, 200, api_entry_json(index, &e));
-	kt_buf_free(&e);
-}
-
-/* Resolves the size parameter: absent means the latest checkpoint. */
 static int
-api_size_param(
-    struct http_req *r, const char *name, uint64_t latest, uint64_t *size)
+api_policy_item(struct api *a, const char *principal, struct api_policy_log *l)
 {
-	const char *s = http_req_query(r, name);
-	char detail[128];
+	struct store_rd *rd;
+	struct kt_buf have;
+	json_t *e;
+	char now[32];
+	int known = 0;
 
-	if (s == NULL) {
-		*size = latest;
+	/* A policy already logged is not logged again (restarts, reloads). */
+	kt_buf_init(&have, POLICY_FILE_MAX);
+	if (store_rd_begin(a->st, &rd) == KT_OK) {
+		known = store_rd_get(rd, STORE_DB_POLICIES,
+			    (const uint8_t *)policy_sha256(a->policy),
+			    POLICY_SHA256_LEN, &have) == KT_OK;
+		store_rd_end(rd);
+	}
+	kt_buf_free(&have);
+	memcpy(l->sha, policy_sha256(a->policy), POLICY_SHA256_LEN + 1);
+	if (known)
 		return 0;
-	}
-	if (api_u64(s, size) != KT_OK) {
-		snprintf(detail, sizeof(detail),
-		    "%s: must be a canonical decimal", name);
-		http_reply_error(r, 400, "bad_request", detail);
+	api_time(now);
+	e = json_pack("{s:s, s:s, s:s, s:s}", "kind", "policy", "sha256",
+	    l->sha, "principal", principal, "time", now);
+	kt_buf_init(&l->entry, KT_ENTRY_MAX);
+	if (e == NULL || kt_entry_encode(e, &l->entry) != KT_OK) {
+		json_decref(e);
+		kt_buf_free(&l->entry);
 		return -1;
 	}
-	if (*size > latest) {
-		snprintf(detail, sizeof(detail),
-		    "%s: beyond the tree size %llu", name,
-		    (unsigned long long)latest);
-		http_reply_error(r, 400, "bad_request", detail);
-		return -1;
-	}
-	return 0;
+	json_decref(e);
+	/* The document itself goes in with its entry, atomically. */
+	l->put.db = STORE_DB_POLICIES;
+	l->put.key.p = (const uint8_t *)l->sha;
+	l->put.key.len = POLICY_SHA256_LEN;
+	l->put.val = policy_document(a->policy);
+	l->req.item.entry.p = l->entry.p;
+	l->req.item.entry.len = l->entry.len;
+	kt_leaf_hash(l->entry.p, l->entry.len, &l->req.item.leaf);
+	l->req.item.puts = &l->put;
+	l->req.item.nputs = 1;
+	return 1;
 }
 
-static json_t *
-api_proof_array(const struct kt_hash *p, size_t n)
+int
+api_log_policy_now(
+    struct api *a, store_sign_fn sign, void *ctx, char *err, size_t errlen)
 {
-	json_t *arr = json_array();
-
-	for (size_t i = 0; arr != NULL && i < n; i++) {
-		char b64[KT_B64_ENCLEN(32) + 1];
-
-		if (kt_b64_encode(p[i].b, 32, b64, sizeof(b64)) < 0 ||
-		    json_array_append_new(arr, json_string(b64)) != 0) {
-			json_decref(arr);
-			return NULL;
-		}
-	}
-	return arr;
-}
-
-static void
-api_get_inclusion(struct http_req *r, void *arg)
-{
-	static const char *const params[] = { "index", "hash", "size", NULL };
-	struct api *a = arg;
-	const char *idx = http_req_query(r, "index");
-	const char *hash = http_req_query(r, "hash");
-	struct kt_hash proof[KT_PROOF_MAX], leaf;
-	struct store_rd *rd;
-	uint64_t index, size;
-	size_t np;
+	struct api_policy_log l;
 	int rc;
 
-	if (http_req_query_unknown(r, params) ||
-	    (idx == NULL) == (hash == NULL)) {
-		http_reply_error(r, 400, "bad_request",
-		    "give exactly one of index or hash, and optionally size");
-		return;
+	memset(&l, 0, sizeof(l));
+	if ((rc = api_policy_item(a, "operator", &l)) <= 0) {
+		if (rc < 0)
+			snprintf(err, errlen, "policy entry: out of memory");
+		else
+			log_info("policy %s in force", l.sha);
+		return rc < 0 ? KT_ENOMEM : KT_OK;
 	}
-	if (idx != NULL && api_u64(idx, &index) != KT_OK) {
-		http_reply_error(r, 400, "bad_request",
-		    "index: must be a canonical decimal");
-		return;
-	}
-	if (hash != NULL &&
-	    kt_hex_decode_exact(hash, strlen(hash), leaf.b, 32) != KT_OK) {
-		http_reply_error(r, 400, "bad_request",
-		    "hash: must be 64 lowercase hex digits");
-		return;
-	}
-	if ((rd = api_rd(a, r)) == NULL)
-		return;
-	if (api_size_param(r, "size", store_rd_size(rd), &size) != 0)
-		goto out;
-	if (hash != NULL) {
-		if (store_rd_find_leaf(rd, &leaf, &index) != KT_OK) {
-			http_reply_error(r, 404, "not_found",
-			    "hash: no entry has this leaf hash");
-			goto out;
-		}
-	}
-	if (index >= size) {
-		http_reply_error(
-		    r, 400, "bad_request", "index: must be below size");
-		goto out;
-	}
-	rc = kt_prove_inclusion(
-	    size, index, store_rd_read_hashes, rd, proof, &np);
-	if (rc != KT_OK) {
-		api_reply_kt(r, rc, "proof unavailable");
-		goto out;
-	}
-	http_reply_json(r, 200,
-	    json_pack("{s:I, s:I, s:o}", "index", (json_int_t)index, "size",
-		(json_int_t)size, "proof", api_proof_array(proof, np)));
-out:
-	store_rd_end(rd);
-}
-
-static void
-api_get_consistency(struct http_req *r, void *arg)
-{
-	static const char *const params[] = { "old", "new", NULL };
-	struct api *a = arg;
-	struct kt_hash proof[KT_PROOF_MAX];
-	struct store_rd *rd;
-	uint64_t old, nsize;
-	size_t np;
-	int rc;
-
-	if (http_req_query_unknown(r, params) ||
-	    api_u64(http_req_query(r, "old"), &old) != KT_OK) {
-		http_reply_error(r, 400, "bad_request",
-		    "old: required canonical decimal (and optionally new)");
-		return;
-	}
-	if ((rd = api_rd(a, r)) == NULL)
-		return;
-	if (api_size_param(r, "new", store_rd_size(rd), &nsize) != 0)
-		goto out;
-	if (old == 0 || old > nsize) {
-		http_reply_error(
-		    r, 400, "bad_request", "old: must be from 1 to new");
-		goto out;
-	}
-	rc = kt_prove_consistency(
-	    nsize, old, store_rd_read_hashes, rd, proof, &np);
-	if (rc != KT_OK) {
-		api_reply_kt(r, rc, "proof unavailable");
-		goto out;
-	}
-	http_reply_json(r, 200,
-	    json_pack("{s:I, s:I, s:o}", "old", (json_int_t)old, "new",
-		(json_int_t)nsize, "proof", api_proof_array(proof, np)));
-out:
-	store_rd_end(rd);
-}
-
-static void
-api_get_bundle(struct http_req *r, void *arg)
-{
-	struct api *a = arg;
-	const char *s = http_req_path(r) + strlen("/v1/bundle/");
-	struct kt_buf note, entry, proof;
-	struct store_rd *rd;
-	uint64_t index, size;
-	int rc;
-
-	if (api_u64(s, &index) != KT_OK) {
-		http_reply_error(r, 400, "bad_request",
-		    "index: must be a canonical decimal");
-		return;
-	}
-	if ((rd = api_rd(a, r)) == NULL)
-		return;
-	kt_buf_init(&note, KT_NOTE_MAX);
-	kt_buf_init(&entry, KT_ENTRY_MAX);
-	kt_buf_init(&proof, KT_TLOGPROOF_MAX);
-	rc = store_rd_checkpoint(rd, &note);
-	size = store_rd_size(rd);
-	store_rd_end(rd);
-	if (rc == KT_OK && index >= size)
-		rc = KT_ENOTFOUND;
+	rc = store_append(
+	    a->st, &l.req.item, 1, sign, ctx, NULL, NULL, err, errlen);
 	if (rc == KT_OK)
-		rc =
-		    api_proof(a, index, note.p, note.len, size, &entry, &proof);
-	if (rc != KT_OK)
-		api_reply_kt(r, rc, "no entry at this index");
-	else
-		http_reply_bytes(r, 200, "text/plain; charset=utf-8",
-		    "no-cache", proof.p, proof.len);
-	kt_buf_free(&note);
-	kt_buf_free(&entry);
-	kt_buf_free(&proof);
+		log_info("policy %s in force, logged at index %llu", l.sha,
+		    (unsigned long long)l.req.item.index);
+	kt_buf_free(&l.entry);
+	return rc;
 }
 
-static void
-api_get_search(struct http_req *r, void *arg)
+void
+api_log_policy(struct api *a, const char *principal)
 {
-	static const char *const params[] = { "key", "digest", "artifact",
-		"after", "limit", NULL };
-	struct api *a = arg;
-	const char *names[] = { "key", "digest", "artifact" };
-	const enum store_index which[] = { STORE_BY_KEY, STORE_BY_DIGEST,
-		STORE_BY_ARTIFACT };
-	const char *value = NULL, *s;
-	uint64_t after = UINT64_MAX, limit = API_SEARCH_DEFAULT, *out;
-	struct store_rd *rd;
-	size_t n = 0, k = 0;
-	int more = 0, rc, found = 0;
-	json_t *arr;
+	struct api_policy_log *l;
 
-	if (http_req_query_unknown(r, params)) {
-		http_reply_error(r, 400, "bad_request", "unknown parameter");
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return;
+	if (api_policy_item(a, principal, l) <= 0) {
+		log_info("policy %s in force", l->sha);
+		free(l);
 		return;
 	}
-	for (size_t i = 0; i < 3; i++) {
-		if ((s = http_req_query(r, names[i])) != NULL) {
-			value = s;
-			k = i;
-			found++;
-		}
+	l->req.done = api_policy_logged;
+	l->req.arg = l;
+	if (seq_submit(a->seq, &l->req) != KT_OK) {
+		log_err(
+		    "policy %s could not be logged: log unavailable", l->sha);
+		kt_buf_free(&l->entry);
+		free(l);
 	}
-	if (found != 1 || value[0] == 0 || strlen(value) > 255) {
-		http_reply_error(r, 400, "bad_request",
-		    "give exactly one of key, digest or artifact (1-255 "
-		    "bytes)");
-		return;
-	}
-	if ((s = http_req_query(r, "after")) != NULL &&
-	    api_u64(s, &after) != KT_OK) {
-		http_reply_error(r, 400, "bad_request",
-		    "after: must be a canonical decimal");
-		return;
-	}
-	if ((s = http_req_query(r, "limit")) != NULL &&
-	    (api_u64(s, &limit) != KT_OK || limit == 0 ||
-		limit > API_SEARCH_MAX)) {
-		http_reply_error(
-		    r, 400, "bad_request", "limit: must be from 1 to 1000");
-		return;
-	}
-	if ((out = calloc((size_t)limit, sizeof(*out))) == NULL) {
-		http_reply_error(r, 500, "internal", "out of memory");
-		return;
-	}
-	if ((rd = api_rd(a, r)) == NULL) {
-		free(out);
-		return;
-	}
-	if (which[k] == STORE_BY_ARTIFACT) {
-		rc = store_rd_search(rd, which[k], (const uint8_t *)value,
-		    strlen(value), after, out, (size_t)limit, &n, &more);
-	} else {
-		uint8_t raw[32];
-
-		/* Key IDs and digests are indexed as their 32 raw bytes. */
-		rc = kt_hex_decode_exact(value, strlen(value), raw, 32);
-		if (rc == KT_OK)
-			rc = store_rd_search(rd, which[k], raw, 32, after, out,
-			    (size_t)limit, &n, &more);
-	}
-	store_rd_end(rd);
-	if (rc != KT_OK) {
-		free(out);
-		api_reply_kt(r, rc,
-		    rc == KT_EPARSE ? "key and digest must be 64 lowercase hex "
-				      "digits"
-				    : "search failed");
-		return;
-	}
-	arr = json_array();
-	for (size_t i = 0; arr != NULL && i < n; i++)
-		json_array_append_new(arr, json_integer((json_int_t)out[i]));
-	http_reply_json(r, 200,
-	    json_pack("{s:o, s:o}", "entries", arr, "next",
-		more && n > 0 ? json_integer((json_int_t)out[n - 1])
-			      : json_null()));
-	free(out);
 }
 
-static int
-api_keys_cb(void *ctx, struct kt_bytes key, struct kt_bytes val)
-{
-	json_t *arr = ctx, *rec;
-
-	rec = json_loadb((const char *)val.p, val.len, 0, NULL);
-	if (rec == NULL)
-		return KT_OK;
-	json_object_set_new(
-	    rec, "key", json_stringn((const char *)key.p, key.len));
-	json_array_append_new(arr, rec);
-	return KT_OK;
-}
-
-static void
-api_get_keys(struct http_req *r, void *arg)
+/* GET /v1/policy/<sha256>: a policy document that was in force. */
+void
+api_get_policy(struct http_req *r, void *arg)
 {
 	struct api *a = arg;
+	const char *sha = http_req_path(r) + strlen("/v1/policy/");
+	uint8_t raw[32];
 	struct store_rd *rd;
-	json_t *arr = json_array();
+	struct kt_buf doc;
 	int rc;
 
-	if (arr == NULL || (rd = api_rd(a, r)) == NULL) {
-		if (arr == NULL)
-			http_reply_error(r, 500, "internal", "out of memory");
-		json_decref(arr);
+	if (kt_hex_decode_exact(sha, strlen(sha), raw, 32) != KT_OK) {
+		http_reply_error(r, 400, "bad_request",
+		    "sha256: must be 64 lowercase hex digits");
 		return;
 	}
-	rc = store_rd_iter(rd, STORE_DB_KEYS, api_keys_cb, arr);
-	store_rd_end(rd);
-	if (rc != KT_OK) {
-		json_decref(arr);
-		api_reply_kt(r, rc, "keys unavailable");
-		return;
-	}
-	http_reply_json(r, 200, json_pack("{s:o}", "keys", arr));
-}
-
-static void
-api_get_healthz(struct http_req *r, void *arg)
-{
-	struct api *a = arg;
-	struct store_rd *rd;
-	uint64_t size;
-
 	if ((rd = api_rd(a, r)) == NULL)
 		return;
-	size = store_rd_size(rd);
+	kt_buf_init(&doc, POLICY_FILE_MAX);
+	rc =
+	    store_rd_get(rd, STORE_DB_POLICIES, (const uint8_t *)sha, 64, &doc);
 	store_rd_end(rd);
-	http_reply_json(r, a->shutting_down ? 503 : 200,
-	    json_pack("{s:s, s:I}", "status",
-		a->shutting_down ? "stopping" : "ok", "size",
-		(json_int_t)size));
-}
-
-/* Appends one printf-formatted piece of the metrics page. */
-static void metric(struct kt_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-metric(struct kt_buf *b, const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	/* A page cut short is better than none; the buffer is 1 MiB. */
-	if (n > 0 && (size_t)n < sizeof(line) &&
-	    kt_buf_append(b, line, (size_t)n) != KT_OK)
-		return;
-}
-
-static void
-api_get_metrics(struct http_req *r, void *arg)
-{
-	static const char *const le[] = { "0.001", "0.002", "0.005", "0.01",
-		"0.02", "0.05", "0.1", "0.2", "0.5", "1", "2", "+Inf" };
-	struct api *a = arg;
-	struct seq_stats ss;
-	struct http_stats hs;
-	struct store_stats st = { 0, 0, 0 };
-	struct kt_buf b;
-	uint64_t cum = 0;
-
-	seq_get_stats(a->seq, &ss);
-	http_get_stats(a->http, &hs);
-	if (store_stats(a->st, &st) != KT_OK)
-		memset(&st, 0, sizeof(st));
-	kt_buf_init(&b, 1 << 20);
-	metric(&b, "# TYPE keytrail_tree_size gauge\nkeytrail_tree_size %llu\n",
-	    (unsigned long long)st.entries);
-	metric(&b,
-	    "# TYPE keytrail_entries_appended_total counter\n"
-	    "keytrail_entries_appended_total %llu\n",
-	    (unsigned long long)(ss.entries - ss.duplicates));
-	metric(&b,
-	    "# TYPE keytrail_entries_duplicate_total counter\n"
-	    "keytrail_entries_duplicate_total %llu\n",
-	    (unsigned long long)ss.duplicates);
-	metric(&b,
-	    "# TYPE keytrail_entries_failed_total counter\n"
-	    "keytrail_entries_failed_total %llu\n",
-	    (unsigned long long)ss.failures);
-	metric(&b,
-	    "# TYPE keytrail_batches_total counter\n"
-	    "keytrail_batches_total %llu\n",
-	    (unsigned long long)ss.batches);
-	metric(&b,
-	    "# TYPE keytrail_queue_length gauge\n"
-	    "keytrail_queue_length %llu\n",
-	    (unsigned long long)ss.queued);
-	metric(&b,
-	    "# TYPE keytrail_commit_seconds_total counter\n"
-	    "keytrail_commit_seconds_total %.6f\n",
-	    ss.commit_seconds);
-	metric(&b, "# TYPE keytrail_batch_size histogram\n");
-	for (int i = 0; i < 8; i++) {
-		static const char *const bl[] = { "1", "7", "63", "511", "4095",
-			"32767", "262143", "+Inf" };
-
-		cum += ss.batch_hist[i];
-		metric(&b, "keytrail_batch_size_bucket{le=\"%s\"} %llu\n",
-		    bl[i], (unsigned long long)cum);
-	}
-	metric(&b, "keytrail_batch_size_count %llu\n", (unsigned long long)cum);
-	metric(&b, "# TYPE keytrail_write_latency_seconds histogram\n");
-	cum = 0;
-	for (int i = 0; i < 12; i++) {
-		cum += a->latency_hist[i];
-		metric(&b,
-		    "keytrail_write_latency_seconds_bucket{le=\"%s\"} %llu\n",
-		    le[i], (unsigned long long)cum);
-	}
-	metric(&b, "keytrail_write_latency_seconds_sum %.6f\n", a->latency_sum);
-	metric(&b, "keytrail_write_latency_seconds_count %llu\n",
-	    (unsigned long long)a->latency_count);
-	metric(&b,
-	    "# TYPE keytrail_auth_failures_total counter\n"
-	    "keytrail_auth_failures_total %llu\n",
-	    (unsigned long long)a->auth_failures);
-	metric(&b,
-	    "# TYPE keytrail_storage_bytes gauge\n"
-	    "keytrail_storage_bytes{kind=\"used\"} %llu\n"
-	    "keytrail_storage_bytes{kind=\"map\"} %llu\n",
-	    (unsigned long long)st.used_bytes, (unsigned long long)st.map_size);
-	metric(&b, "# TYPE keytrail_http_responses_total counter\n");
-	for (int s = 100; s < 600; s++) {
-		if (hs.by_status[s] != 0)
-			metric(&b,
-			    "keytrail_http_responses_total{status=\"%d\"} "
-			    "%llu\n",
-			    s, (unsigned long long)hs.by_status[s]);
-	}
-	http_reply_bytes(
-	    r, 200, "text/plain; version=0.0.4", "no-store", b.p, b.len);
-	kt_buf_free(&b);
+	if (rc != KT_OK)
+		api_reply_kt(r, rc, "no policy with this SHA-256 was in force");
+	else
+		http_reply_bytes(r, 200, "application/json",
+		    "public, max-age=31536000, immutable", doc.p, doc.len);
+	kt_buf_free(&doc);
 }
 
 static void
@@ -1542,6 +1115,7 @@ const struct http_route api_routes[] = {
 	{ "/v1/bundle/", 1, HTTP_GET | HTTP_HEAD, api_get_bundle },
 	{ "/v1/search", 0, HTTP_GET | HTTP_HEAD, api_get_search },
 	{ "/v1/keys", 0, HTTP_GET | HTTP_HEAD | HTTP_POST, api_keys },
+	{ "/v1/policy/", 1, HTTP_GET | HTTP_HEAD, api_get_policy },
 	{ "/healthz", 0, HTTP_GET | HTTP_HEAD, api_get_healthz },
 	{ "/metrics", 0, HTTP_GET | HTTP_HEAD, api_get_metrics },
 };

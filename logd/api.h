@@ -15,6 +15,7 @@
 #include "seq.h"
 #include "store.h"
 #include "keytrail/sig.h"
+#include "policy.h"
 #include "pool.h"
 
 /* Slots of the key cache (direct-mapped by key ID). */
@@ -34,9 +35,11 @@ struct api {
 	struct pool *pool;
 	struct tilecache *tiles;
 	struct api_key keys[API_KEY_CACHE];
-	struct kt_note_vkey log_vkey; /* the checkpoint key */
-	char vkey_str[512];	      /* its vkey string */
-	char policy_hex[65]; /* SHA-256 of the policy (principals) in force */
+	struct kt_note_vkey log_vkey;	  /* the checkpoint key */
+	char vkey_str[512];		  /* its vkey string */
+	struct policy *policy;		  /* in force; swapped on SIGHUP */
+	struct policy_throttle *throttle; /* failed authentications */
+	struct policy_rate *rate;	  /* signing rate limits */
 	struct http *http;
 	int shutting_down;
 	/* Counters for /metrics. */
@@ -47,8 +50,73 @@ struct api {
 	uint64_t latency_count;
 };
 
+/*
+ * Logs the policy now in force as a `policy` entry (with the document, so
+ * /v1/policy/<sha256> serves it), unless it was logged before.  principal
+ * names who put it in force.  Asynchronous; the outcome is logged.
+ */
+void api_log_policy(struct api *a, const char *principal);
+
+/*
+ * The same, synchronously through the store, for startup: before the
+ * sequencer runs, so the log never serves a checkpoint without the policy
+ * in force.  Returns KT_OK or store_append's error (message in err).
+ */
+int api_log_policy_now(struct api *a, store_sign_fn sign, void *ctx, char *err,
+    size_t errlen) KT_MUST_CHECK;
+
 /* Frees the key cache. */
 void api_keys_free(struct api *a);
+
+/*
+ * Helpers shared by the handler files (api.c, reads.c).  Each replies
+ * itself when it fails, and the caller then just returns.
+ */
+struct store_rd;
+/* The current UTC time as RFC 3339 ("2026-11-29T10:00:00Z"). */
+void api_time(char out[32]);
+/* A canonical decimal below 2^63, or KT_EPARSE. */
+int api_u64(const char *s, uint64_t *out);
+/* Replies with the status and error word for a KT_E* code. */
+void api_reply_kt(struct http_req *r, int rc, const char *detail);
+/* A read session, or NULL after replying 503. */
+struct store_rd *api_rd(struct api *a, struct http_req *r);
+/*
+ * The authenticated principal holding one of roles, or NULL after
+ * replying 401/403/429.
+ */
+const struct policy_principal *api_auth(
+    struct api *a, struct http_req *r, unsigned roles);
+/* The body as one JSON object, or NULL after replying 400. */
+json_t *api_body(struct http_req *r);
+/* 0, or -1 after replying 400 for a field not in allowed. */
+int api_fields(struct http_req *r, json_t *j, const char *const *allowed);
+/* A string field of at most max bytes ("" if optional and absent). */
+const char *api_str(
+    struct http_req *r, json_t *j, const char *field, size_t max, int required);
+/* The tlog-proof of entry index against the checkpoint note of size. */
+int api_proof(struct api *a, uint64_t index, const uint8_t *note,
+    size_t notelen, uint64_t size, struct kt_buf *entry_out,
+    struct kt_buf *proof_out);
+/* A key record of the registry, or NULL. */
+json_t *api_key_load(struct store_rd *rd, const char *keyid);
+/* Serialises a record (sorted, compact) into out. */
+int api_record(const json_t *rec, struct kt_buf *out);
+
+/* Handlers (the route table in api.c names them). */
+void api_get_checkpoint(struct http_req *r, void *arg);
+void api_get_tile(struct http_req *r, void *arg);
+void api_get_log(struct http_req *r, void *arg);
+void api_get_entry(struct http_req *r, void *arg);
+void api_get_inclusion(struct http_req *r, void *arg);
+void api_get_consistency(struct http_req *r, void *arg);
+void api_get_bundle(struct http_req *r, void *arg);
+void api_get_search(struct http_req *r, void *arg);
+void api_get_keys(struct http_req *r, void *arg);
+void api_get_healthz(struct http_req *r, void *arg);
+void api_get_metrics(struct http_req *r, void *arg);
+void api_get_policy(struct http_req *r, void *arg);
+void api_post_entries(struct http_req *r, void *arg);
 
 /* The route table (static; lives as long as the program). */
 extern const struct http_route api_routes[];

@@ -9,8 +9,6 @@
 #include <string.h>
 
 #include <jansson.h>
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
 
 #include "conf.h"
 #include "keytrail/encoding.h"
@@ -65,13 +63,9 @@ conf_parse_listen(const char *s, char *host, size_t hostlen, uint16_t *port)
 	return KT_OK;
 }
 
-/*
- * Loads a bounded JSON file, rejecting duplicate keys; stores the hex
- * SHA-256 of its bytes in sha (if not NULL).
- */
+/* Loads a bounded JSON file, rejecting duplicate keys. */
 static json_t *
-conf_load_json(
-    const char *path, char *err, size_t errlen, int *rc, char sha[65])
+conf_load_json(const char *path, char *err, size_t errlen, int *rc)
 {
 	json_error_t jerr;
 	json_t *j;
@@ -99,12 +93,6 @@ conf_load_json(
 		return NULL;
 	}
 	j = json_loadb(buf, n, JSON_REJECT_DUPLICATES, &jerr);
-	if (sha != NULL) {
-		struct kt_hash h;
-
-		SHA256((const uint8_t *)buf, n, h.b);
-		kt_hex_encode(h.b, 32, sha);
-	}
 	free(buf);
 	if (j == NULL || !json_is_object(j)) {
 		conf_err(err, errlen, "%s:%d: %s", path, j ? 1 : jerr.line,
@@ -182,117 +170,12 @@ check_fields(const json_t *obj, const char *prefix, const char *const *allowed,
 	return KT_OK;
 }
 
-static const struct {
-	const char *name;
-	unsigned bit;
-} role_names[] = {
-	{ "requester", ROLE_REQUESTER },
-	{ "approver", ROLE_APPROVER },
-	{ "submitter", ROLE_SUBMITTER },
-	{ "admin", ROLE_ADMIN },
-};
-
-static int
-load_principals(const char *path, struct principal *out, size_t *nout,
-    char sha[65], char *err, size_t errlen)
-{
-	static const char *const fields[] = { "token_sha256", "roles", NULL };
-	json_t *j, *ps, *p;
-	const char *name;
-	size_t n = 0;
-	int rc;
-
-	if ((j = conf_load_json(path, err, errlen, &rc, sha)) == NULL)
-		return rc;
-	rc = KT_EPARSE;
-	ps = json_object_get(j, "principals");
-	if (!json_is_object(ps) || json_object_size(j) != 1) {
-		conf_err(err, errlen,
-		    "%s: principals: must be the only field, an object", path);
-		goto out;
-	}
-	json_object_foreach(ps, name, p)
-	{
-		struct principal *pr = &out[n];
-		json_t *roles, *r;
-		const char *hex;
-		size_t i;
-
-		if (n == CONF_PRINCIPALS_MAX) {
-			conf_err(err, errlen, "principals: more than %d",
-			    CONF_PRINCIPALS_MAX);
-			goto out;
-		}
-		if (strlen(name) == 0 || strlen(name) > CONF_NAME_MAX ||
-		    strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-_.") !=
-			strlen(name)) {
-			conf_err(err, errlen,
-			    "principals.%s: name must be 1-%d of [a-z0-9-_.]",
-			    name, CONF_NAME_MAX);
-			goto out;
-		}
-		if (!json_is_object(p) ||
-		    check_fields(p, "principals.", fields, err, errlen) !=
-			KT_OK) {
-			if (!json_is_object(p))
-				conf_err(err, errlen,
-				    "principals.%s: must be an object", name);
-			goto out;
-		}
-		memset(pr, 0, sizeof(*pr));
-		memcpy(pr->name, name, strlen(name) + 1);
-		hex = json_string_value(json_object_get(p, "token_sha256"));
-		if (hex == NULL ||
-		    kt_hex_decode_exact(
-			hex, strlen(hex), pr->token_sha256.b, 32) != KT_OK) {
-			conf_err(err, errlen,
-			    "principals.%s.token_sha256: must be 64 lowercase "
-			    "hex digits",
-			    name);
-			goto out;
-		}
-		roles = json_object_get(p, "roles");
-		if (!json_is_array(roles) || json_array_size(roles) == 0) {
-			conf_err(err, errlen,
-			    "principals.%s.roles: must be a non-empty array",
-			    name);
-			goto out;
-		}
-		json_array_foreach(roles, i, r)
-		{
-			size_t k;
-
-			for (k = 0;
-			     k < sizeof(role_names) / sizeof(role_names[0]);
-			     k++) {
-				if (json_is_string(r) &&
-				    strcmp(json_string_value(r),
-					role_names[k].name) == 0)
-					break;
-			}
-			if (k == sizeof(role_names) / sizeof(role_names[0])) {
-				conf_err(err, errlen,
-				    "principals.%s.roles[%zu]: unknown role",
-				    name, i);
-				goto out;
-			}
-			pr->roles |= role_names[k].bit;
-		}
-		n++;
-	}
-	*nout = n;
-	rc = KT_OK;
-out:
-	json_decref(j);
-	return rc;
-}
-
 int
 conf_load(const char *data_dir, const char *path, struct conf *out, char *err,
     size_t errlen)
 {
 	static const char *const top[] = { "origin", "listen", "map_size_mib",
-		"hsm", "batch", "limits", "principals_file", NULL };
+		"hsm", "batch", "limits", "policy_file", NULL };
 	static const char *const hsmf[] = { "module", "softhsm_conf", "token",
 		"pin_file", "log_key", "keys_token", NULL };
 	static const char *const batchf[] = { "max_entries", "interval_us",
@@ -315,7 +198,7 @@ conf_load(const char *data_dir, const char *path, struct conf *out, char *err,
 	if (conf_resolve(
 		data_dir, path ? path : CONF_FILE, file, sizeof(file)) != KT_OK)
 		goto out;
-	if ((j = conf_load_json(file, err, errlen, &rc, NULL)) == NULL)
+	if ((j = conf_load_json(file, err, errlen, &rc)) == NULL)
 		goto out;
 	rc = KT_EPARSE;
 	if (check_fields(j, "", top, err, errlen) != KT_OK)
@@ -444,15 +327,12 @@ conf_load(const char *data_dir, const char *path, struct conf *out, char *err,
 			goto out;
 		c->timeout_s = (unsigned)v;
 	}
-	snprintf(tmp, sizeof(tmp), "%s", CONF_PRINCIPALS_FILE);
-	if (get_str(j, "", "principals_file", tmp, sizeof(tmp), err, errlen) !=
+	snprintf(tmp, sizeof(tmp), "%s", CONF_POLICY_FILE);
+	if (get_str(j, "", "policy_file", tmp, sizeof(tmp), err, errlen) !=
 	    KT_OK)
 		goto out;
-	if (conf_resolve(data_dir, tmp, c->principals_file,
-		sizeof(c->principals_file)) != KT_OK)
-		goto out;
-	if ((rc = load_principals(c->principals_file, c->principals,
-		 &c->nprincipals, c->principals_sha256, err, errlen)) != KT_OK)
+	if (conf_resolve(
+		data_dir, tmp, c->policy_file, sizeof(c->policy_file)) != KT_OK)
 		goto out;
 	memcpy(out, c, sizeof(*c));
 	rc = KT_OK;
@@ -462,41 +342,4 @@ out:
 	json_decref(j);
 	free(c);
 	return rc;
-}
-
-int
-conf_reload_principals(struct conf *c, char *err, size_t errlen)
-{
-	struct principal *fresh;
-	char sha[65];
-	size_t n = 0;
-	int rc;
-
-	if ((fresh = calloc(CONF_PRINCIPALS_MAX, sizeof(*fresh))) == NULL)
-		return KT_ENOMEM;
-	rc = load_principals(c->principals_file, fresh, &n, sha, err, errlen);
-	if (rc == KT_OK) {
-		memcpy(c->principals, fresh, n * sizeof(*fresh));
-		c->nprincipals = n;
-		memcpy(c->principals_sha256, sha, sizeof(sha));
-	}
-	free(fresh);
-	return rc;
-}
-
-const struct principal *
-conf_authenticate(const struct conf *c, const uint8_t *token, size_t len)
-{
-	const struct principal *found = NULL;
-	struct kt_hash h;
-
-	SHA256(token, len, h.b);
-	/* Compare against every principal so timing reveals nothing. */
-	for (size_t i = 0; i < c->nprincipals; i++) {
-		if (CRYPTO_memcmp(h.b, c->principals[i].token_sha256.b, 32) ==
-		    0)
-			found = &c->principals[i];
-	}
-	kt_wipe(h.b, sizeof(h.b));
-	return found;
 }

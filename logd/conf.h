@@ -1,6 +1,7 @@
 /*
  * keytrail-logd configuration: the config file (JSON, DIR/keytrail.json
- * unless --config names another) and the principals file it points to.
+ * unless --config names another).  Who may do what is not here but in the
+ * policy file it names (signer/policy.h), which reloads on SIGHUP.
  * Relative paths in the file are relative to the data directory.  The
  * format is documented in docs/operations.md.
  */
@@ -15,21 +16,6 @@
 #define CONF_PATH_MAX 1024
 #define CONF_ORIGIN_MAX 255
 #define CONF_NAME_MAX 64
-#define CONF_PRINCIPALS_MAX 256
-
-/* Roles a principal can hold (DESIGN.md section 7). */
-enum {
-	ROLE_REQUESTER = 1 << 0,
-	ROLE_APPROVER = 1 << 1,
-	ROLE_SUBMITTER = 1 << 2,
-	ROLE_ADMIN = 1 << 3
-};
-
-struct principal {
-	char name[CONF_NAME_MAX + 1];
-	struct kt_hash token_sha256; /* SHA-256 of the bearer token */
-	unsigned roles;
-};
 
 struct conf {
 	char data_dir[CONF_PATH_MAX];
@@ -57,40 +43,23 @@ struct conf {
 	unsigned max_connections;
 	unsigned timeout_s;
 
-	char principals_file[CONF_PATH_MAX];
-	char principals_sha256[65]; /* hex SHA-256 of the file's bytes */
-	struct principal principals[CONF_PRINCIPALS_MAX];
-	size_t nprincipals;
+	char policy_file[CONF_PATH_MAX];
 };
 
 /* Default config file name inside the data directory. */
 #define CONF_FILE "keytrail.json"
-/* Default principals file name inside the data directory. */
-#define CONF_PRINCIPALS_FILE "principals.json"
+/* Default policy file name inside the data directory. */
+#define CONF_POLICY_FILE "policy.json"
 
 /*
  * Loads the configuration: the file at path (or DIR/keytrail.json when
- * path is NULL) and the principals file it names, with data_dir as the
- * base of relative paths.  On error writes one readable line (naming the
- * offending field, e.g. "hsm.module: must be a string") to err and
- * returns KT_EPARSE / KT_ENOTFOUND / KT_EIO; *out is then untouched.
+ * path is NULL), with data_dir as the base of relative paths.  On error writes
+ * one readable line (naming the offending field, e.g. "hsm.module: must be a
+ * string") to err and returns KT_EPARSE / KT_ENOTFOUND / KT_EIO; *out is then
+ * untouched.
  */
 int conf_load(const char *data_dir, const char *path, struct conf *out,
     char *err, size_t errlen) KT_MUST_CHECK;
-
-/*
- * Re-reads only the principals file of c into a fresh table (for
- * SIGHUP).  On error c is unchanged.
- */
-int conf_reload_principals(
-    struct conf *c, char *err, size_t errlen) KT_MUST_CHECK;
-
-/*
- * Finds the principal whose token hashes to SHA-256(token): every entry is
- * compared, in constant time, whatever matches.  Returns it or NULL.
- */
-const struct principal *conf_authenticate(
-    const struct conf *c, const uint8_t *token, size_t len);
 
 /* Parses "host:port" (port 1..65535).  KT_EPARSE on anything else. */
 int conf_parse_listen(

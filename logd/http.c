@@ -363,6 +363,13 @@ http_reply_error(
 	http_reply_json(r, status, j);
 }
 
+void
+http_add_header(struct http_req *r, const char *name, const char *value)
+{
+	evhttp_add_header(
+	    evhttp_request_get_output_headers(r->ev), name, value);
+}
+
 enum http_method
 http_req_method(const struct http_req *r)
 {

@@ -57,6 +57,9 @@ int http_new(struct event_base *base, const struct http_limits *lim,
 void http_stop_accepting(struct http *h);
 void http_free(struct http *h);
 
+/* Adds a header to the reply to come. */
+void http_add_header(struct http_req *r, const char *name, const char *value);
+
 /* Request accessors, valid until the reply. */
 enum http_method http_req_method(const struct http_req *r);
 /* The path without the query, percent-decoding refused (raw bytes). */

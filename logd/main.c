@@ -31,6 +31,7 @@
 #include "setup.h"
 #include "store.h"
 #include "tilecache.h"
+#include "policy.h"
 #include "pool.h"
 
 #define LOGD_DEFAULT_LISTEN "127.0.0.1:8080"
@@ -74,8 +75,7 @@ usage(FILE *f)
 	    "  --quiet           log warnings and errors only\n"
 	    "  --help            this text\n"
 	    "\n"
-	    "Signals: TERM/INT stop cleanly, HUP reloads the principals "
-	    "file.\n",
+	    "Signals: TERM/INT stop cleanly, HUP reloads the policy file.\n",
 	    LOGD_DEFAULT_LISTEN);
 }
 
@@ -133,13 +133,22 @@ logd_on_hup(evutil_socket_t sig, short what, void *arg)
 
 	(void)sig;
 	(void)what;
-	if (conf_reload_principals(&d->conf, err, sizeof(err)) != KT_OK)
-		log_err("reload refused, the old principals stay: %s", err);
-	else {
-		memcpy(d->api.policy_hex, d->conf.principals_sha256, 65);
-		log_info("reloaded %zu principals (policy %s)",
-		    d->conf.nprincipals, d->api.policy_hex);
+	struct policy *fresh = NULL;
+
+	if (policy_load_file(d->conf.policy_file, &fresh, err, sizeof(err)) !=
+	    KT_OK) {
+		log_err("policy reload refused, the old policy stays: %s", err);
+		return;
 	}
+	if (strcmp(policy_sha256(fresh), policy_sha256(d->api.policy)) == 0) {
+		policy_free(fresh);
+		log_info("policy unchanged");
+		return;
+	}
+	/* Handlers use the policy only synchronously: swap and free. */
+	policy_free(d->api.policy);
+	d->api.policy = fresh;
+	api_log_policy(&d->api, "operator");
 }
 
 /* The log's verifier key from the HSM key's SPKI (RFC 8410: 12 + 32). */
@@ -287,11 +296,20 @@ main(int argc, char **argv)
 		snprintf(err, sizeof(err), "--listen: must be host:port");
 		goto fail;
 	}
+	if (policy_load_file(
+		d->conf.policy_file, &d->api.policy, err, sizeof(err)) != KT_OK)
+		goto fail;
 	if (check) {
-		printf("keytrail-logd: configuration OK (%zu principals)\n",
-		    d->conf.nprincipals);
+		printf("keytrail-logd: configuration and policy %s OK\n",
+		    policy_sha256(d->api.policy));
 		rc = 0;
 		goto out;
+	}
+	if (policy_throttle_new(
+		POLICY_THROTTLE_PEERS_DEFAULT, &d->api.throttle) != KT_OK ||
+	    policy_rate_new(POLICY_RATE_PAIRS_DEFAULT, &d->api.rate) != KT_OK) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
 	}
 
 	memset(&hc, 0, sizeof(hc));
@@ -311,6 +329,11 @@ main(int argc, char **argv)
 		goto fail;
 	if (store_init_checkpoint(d->st, logd_sign_checkpoint, d, NULL, err,
 		sizeof(err)) != KT_OK)
+		goto fail;
+
+	d->api.st = d->st;
+	if (api_log_policy_now(
+		&d->api, logd_sign_checkpoint, d, err, sizeof(err)) != KT_OK)
 		goto fail;
 
 	if (evthread_use_pthreads() != 0 ||
@@ -340,7 +363,6 @@ main(int argc, char **argv)
 		goto fail;
 	}
 	d->api.conf = &d->conf;
-	memcpy(d->api.policy_hex, d->conf.principals_sha256, 65);
 	d->api.st = d->st;
 	d->api.seq = d->seq;
 	lim.max_body = d->conf.max_body;
@@ -387,6 +409,9 @@ out:
 		http_free(d->http);
 	api_keys_free(&d->api);
 	tilecache_free(d->api.tiles);
+	policy_free(d->api.policy);
+	policy_throttle_free(d->api.throttle);
+	policy_rate_free(d->api.rate);
 	if (d->sigterm)
 		event_free(d->sigterm);
 	if (d->sigint)

@@ -254,9 +254,19 @@ setup_dev(const char *dir, const char *listen, const char *module, char *err,
 		    json_pack(
 			"{s:s, s:o}", "token_sha256", hash, "roles", roles));
 	}
-	snprintf(path, sizeof(path), "%s/%s", dir, CONF_PRINCIPALS_FILE);
+	snprintf(path, sizeof(path), "%s/%s", dir, CONF_POLICY_FILE);
 	{
-		json_t *doc = json_pack("{s:O}", "principals", ps);
+		/*
+		 * The development policy: ci signs with "default" freely and
+		 * with "release" once alice or bob approved (docs/policy.md).
+		 */
+		json_t *doc = json_pack("{s:O, s:{s:{s:[s], s:[s]}, "
+					"s:{s:[s], s:[s], s:{s:i, s:[s, s]}}}, "
+					"s:{s:i}}",
+		    "principals", ps, "keys", "default", "requesters", "ci",
+		    "artifacts", "*", "release", "requesters", "ci",
+		    "artifacts", "*", "approvals", "required", 1, "from",
+		    "alice", "bob", "requests", "expire_seconds", 86400);
 
 		rc = setup_json(path, doc, 0600, err, errlen);
 		json_decref(doc);
@@ -275,10 +285,9 @@ setup_dev(const char *dir, const char *listen, const char *module, char *err,
 	    (json_int_t)4096, "hsm", "module", module, "softhsm_conf",
 	    "hsm/softhsm2.conf", "token", SETUP_LOG_TOKEN, "pin_file",
 	    "hsm/pin", "log_key", "log", "keys_token", SETUP_KEYS_TOKEN,
-	    "batch", "max_entries", 1024,
-	    "interval_us", 1000, "limits", "max_body", 65536, "max_headers",
-	    8192, "max_connections", 1024, "timeout_s", 30, "principals_file",
-	    CONF_PRINCIPALS_FILE);
+	    "batch", "max_entries", 1024, "interval_us", 1000, "limits",
+	    "max_body", 65536, "max_headers", 8192, "max_connections", 1024,
+	    "timeout_s", 30, "policy_file", CONF_POLICY_FILE);
 	snprintf(path, sizeof(path), "%s/%s", dir, CONF_FILE);
 	/* The config is written last: its presence means setup finished. */
 	if (cfg == NULL || setup_json(path, cfg, 0600, err, errlen) != 0)

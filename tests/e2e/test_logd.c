@@ -139,25 +139,6 @@ tu_read_file_e2e(const char *path, size_t *len)
 	return p;
 }
 
-/* The JSON of the admin principal in a principals file (static buffer). */
-static const char *
-admin_entry(const char *doc)
-{
-	static char out[1024];
-	json_t *j = json_loads(doc, 0, NULL);
-	char *s;
-
-	assert_non_null(j);
-	s = json_dumps(
-	    json_object_get(json_object_get(j, "principals"), "admin"),
-	    JSON_COMPACT);
-	assert_non_null(s);
-	snprintf(out, sizeof(out), "%s", s);
-	free(s);
-	json_decref(j);
-	return out;
-}
-
 /* The log's trust: vkey from /v1/log (pinned by the test at first use). */
 struct trust {
 	struct kt_note_vkey vkey;
@@ -245,8 +226,7 @@ test_setup_reuse_and_files(void **state)
 	struct stat st;
 	char path[400];
 	const char *secret[] = { "hsm/pin", "tokens/admin", "tokens/ci",
-		"tokens/alice", "tokens/bob", "keytrail.json",
-		"principals.json" };
+		"tokens/alice", "tokens/bob", "keytrail.json", "policy.json" };
 	uint64_t s1, s2;
 	struct kt_hash r1, r2;
 
@@ -261,7 +241,21 @@ test_setup_reuse_and_files(void **state)
 	}
 	trust_get(&e, &t1);
 	checkpoint_get(&e, &t1, &s1, &r1, NULL);
-	assert_int_equal(s1, 0);
+	/* The first entry is the policy in force, logged at start. */
+	assert_int_equal(s1, 1);
+	{
+		struct e2e_resp r;
+		json_t *j, *ent;
+
+		e2e_http(&e, "GET", "/v1/entries/0", NULL, NULL, 0, &r);
+		assert_int_equal(r.status, 200);
+		j = e2e_json(&r);
+		ent = json_object_get(j, "entry");
+		assert_string_equal(
+		    json_string_value(json_object_get(ent, "kind")), "policy");
+		json_decref(j);
+		e2e_resp_free(&r);
+	}
 	e2e_stop(&e, SIGTERM);
 	/* A second start reuses the token, the key and the origin. */
 	e2e_start(&e);
@@ -269,7 +263,8 @@ test_setup_reuse_and_files(void **state)
 	assert_string_equal(t1.origin, t2.origin);
 	assert_memory_equal(t1.vkey.pub, t2.vkey.pub, 32);
 	checkpoint_get(&e, &t2, &s2, &r2, NULL);
-	assert_int_equal(s2, 0);
+	/* Not logged again: the same policy is still in force. */
+	assert_int_equal(s2, 1);
 	assert_memory_equal(r1.b, r2.b, 32);
 	e2e_stop(&e, SIGTERM);
 
@@ -411,7 +406,8 @@ test_append_verify_restart(void **state)
 		assert_int_equal(index[i], index[i - 5]);
 	/* Every other index is distinct: N - N/10 entries after the key. */
 	checkpoint_get(&e, &tr, &size, &root, NULL);
-	assert_int_equal(size, 1 + N - N / 10);
+	/* The policy, the key, and every distinct submission. */
+	assert_int_equal(size, 2 + N - N / 10);
 
 	/* Every pair of checkpoints handed out is consistent. */
 	qsort(seen, nseen, sizeof(seen[0]), seen_cmp);
@@ -1104,10 +1100,10 @@ test_gzip_metrics_reload(void **state)
 		free(b);
 	}
 	/* Entry bundles: gzip when asked, identical once inflated. */
-	e2e_http(&e, "GET", "/tile/entries/000.p/21", NULL, NULL, 0, &plain);
+	e2e_http(&e, "GET", "/tile/entries/000.p/22", NULL, NULL, 0, &plain);
 	assert_int_equal(plain.status, 200);
 	assert_string_equal(plain.encoding, "");
-	e2e_http_h(&e, "GET", "/tile/entries/000.p/21", hdrs, NULL, 0, &gz);
+	e2e_http_h(&e, "GET", "/tile/entries/000.p/22", hdrs, NULL, 0, &gz);
 	assert_int_equal(gz.status, 200);
 	assert_string_equal(gz.encoding, "gzip");
 	assert_true(gz.body.len < plain.body.len);
@@ -1123,38 +1119,55 @@ test_gzip_metrics_reload(void **state)
 	e2e_http(&e, "GET", "/metrics", NULL, NULL, 0, &r);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(kt_buf_terminate(&r.body), KT_OK);
-	assert_non_null(strstr((char *)r.body.p, "keytrail_tree_size 21\n"));
+	assert_non_null(strstr((char *)r.body.p, "keytrail_tree_size 22\n"));
 	assert_non_null(
 	    strstr((char *)r.body.p, "keytrail_entries_appended_total 21\n"));
 	assert_non_null(strstr(
 	    (char *)r.body.p, "keytrail_http_responses_total{status=\"200\"}"));
 	e2e_resp_free(&r);
 
-	/* SIGHUP with a broken principals file keeps the old principals. */
-	snprintf(path, sizeof(path), "%s/principals.json", e.data);
+	/* SIGHUP with a broken policy file keeps the old policy. */
+	snprintf(path, sizeof(path), "%s/policy.json", e.data);
 	{
 		size_t len;
 		uint8_t *old = tu_read_file_e2e(path, &len);
+		json_t *doc = json_loadb((const char *)old, len, 0, NULL);
+		char logged[200];
+		struct kt_hash dh;
+		char dhex[65];
 
+		assert_non_null(doc);
 		assert_non_null(f = fopen(path, "w"));
 		fputs("{\"principals\": {\"ci\": {\"roles\": 7}}}", f);
 		fclose(f);
 		kill(e.pid, SIGHUP);
 		usleep(300000);
 		import_key_expect(&e, "admin", 409, &s);
-		/* A valid file with a new submitter takes effect. */
+		/*
+		 * A valid file with a new submitter and without ci's token
+		 * takes effect, and is logged and served by its SHA-256.
+		 */
 		snprintf(newtok, sizeof(newtok), "kt_%064d", 42);
 		SHA256((const uint8_t *)newtok, strlen(newtok), h.b);
 		kt_hex_encode(h.b, 32, hash);
+		json_object_set_new(json_object_get(doc, "principals"), "dave",
+		    json_pack("{s:s, s:[s]}", "token_sha256", hash, "roles",
+			"submitter"));
+		json_object_set_new(
+		    json_object_get(json_object_get(doc, "principals"), "ci"),
+		    "token_sha256", json_string(hash + 0));
+		json_object_set_new(
+		    json_object_get(json_object_get(doc, "principals"), "ci"),
+		    "token_sha256",
+		    json_string("00000000000000000000000000000000000000000000"
+				"00000000000000000000"));
 		assert_non_null(f = fopen(path, "w"));
-		fprintf(f,
-		    "{\"principals\": {\"admin\": %s, \"dave\": "
-		    "{\"token_sha256\": \"%s\", \"roles\": [\"submitter\"]}}}",
-		    admin_entry((const char *)old), hash);
+		assert_int_equal(json_dumpf(doc, f, JSON_INDENT(2)), 0);
 		fclose(f);
+		json_decref(doc);
 		free(old);
 		kill(e.pid, SIGHUP);
-		usleep(300000);
+		usleep(500000);
 		{
 			char *b = entry_body(&s, "dave", "d.bin");
 
@@ -1162,13 +1175,23 @@ test_gzip_metrics_reload(void **state)
 			    strlen(b), &r);
 			assert_int_equal(r.status, 200);
 			e2e_resp_free(&r);
-			/* ci is gone from the new file. */
+			/* ci's old token no longer works. */
 			e2e_http(
 			    &e, "POST", "/v1/entries", tok, b, strlen(b), &r);
 			assert_int_equal(r.status, 401);
 			e2e_resp_free(&r);
 			free(b);
 		}
+		old = tu_read_file_e2e(path, &len);
+		SHA256(old, len, dh.b);
+		kt_hex_encode(dh.b, 32, dhex);
+		snprintf(logged, sizeof(logged), "/v1/policy/%s", dhex);
+		e2e_http(&e, "GET", logged, NULL, NULL, 0, &r);
+		assert_int_equal(r.status, 200);
+		assert_int_equal(r.body.len, len);
+		assert_memory_equal(r.body.p, old, len);
+		e2e_resp_free(&r);
+		free(old);
 	}
 	EVP_PKEY_free(s.pk);
 	e2e_stop(&e, SIGTERM);
@@ -1270,7 +1293,7 @@ test_storage_full(void **state)
 	assert_true(full);
 	/* The log still serves, at a size covering every acknowledged entry. */
 	checkpoint_get(&e, &tr, &size, &root, NULL);
-	assert_int_equal(size, acked + 1);
+	assert_int_equal(size, acked + 2);
 	assert_int_equal(
 	    kt_tiles_verify(size, &root, http_tile_read, &e), KT_OK);
 	e2e_stop(&e, SIGTERM);
