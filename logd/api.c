@@ -24,6 +24,7 @@
 #include "keytrail/tile.h"
 #include "keytrail/tlogproof.h"
 #include "log.h"
+#include "sign.h"
 #include "tilecache.h"
 
 /* Longest artifact name logged. */
@@ -507,7 +508,7 @@ api_keys_free(struct api *a)
  * Returns the registered key keyid (from the cache or the store), or NULL
  * after replying 404/500.
  */
-static struct api_key *
+struct api_key *
 api_key_get(struct api *a, struct http_req *r, const char *keyid)
 {
 	struct api_key *k = api_key_slot(a, keyid);
@@ -1116,6 +1117,8 @@ const struct http_route api_routes[] = {
 	{ "/v1/search", 0, HTTP_GET | HTTP_HEAD, api_get_search },
 	{ "/v1/keys", 0, HTTP_GET | HTTP_HEAD | HTTP_POST, api_keys },
 	{ "/v1/policy/", 1, HTTP_GET | HTTP_HEAD, api_get_policy },
+	{ "/v1/sign", 0, HTTP_POST, sign_post },
+	{ "/v1/requests/", 1, HTTP_GET | HTTP_HEAD | HTTP_POST, sign_requests },
 	{ "/healthz", 0, HTTP_GET | HTTP_HEAD, api_get_healthz },
 	{ "/metrics", 0, HTTP_GET | HTTP_HEAD, api_get_metrics },
 };

@@ -15,8 +15,21 @@
 #include "seq.h"
 #include "store.h"
 #include "keytrail/sig.h"
+#include "hsm.h"
 #include "policy.h"
 #include "pool.h"
+
+/* Most signing keys the policy may name. */
+#define API_SIGNKEYS_MAX 256
+/* Most sign requests waiting for approval being updated at once. */
+#define API_BUSY_MAX 64
+
+/* A signing key held in the HSM. */
+struct api_signkey {
+	char label[129];
+	char id[65];
+	struct hsm_key *hk;
+};
 
 /* Slots of the key cache (direct-mapped by key ID). */
 #define API_KEY_CACHE 1024
@@ -40,11 +53,17 @@ struct api {
 	struct policy *policy;		  /* in force; swapped on SIGHUP */
 	struct policy_throttle *throttle; /* failed authentications */
 	struct policy_rate *rate;	  /* signing rate limits */
+	struct hsm *keys_hsm;		  /* the signing keys' token */
+	struct api_signkey signkeys[API_SIGNKEYS_MAX];
+	size_t nsignkeys;
+	char busy[API_BUSY_MAX][33]; /* requests being updated */
 	struct http *http;
 	int shutting_down;
 	/* Counters for /metrics. */
 	uint64_t entries_submitted;
 	uint64_t auth_failures;
+	uint64_t signatures;
+	uint64_t denials[32]; /* by enum policy_reason */
 	double latency_sum;
 	uint64_t latency_hist[12]; /* <=1ms, 2, 5, 10, 20, 50, 100, ... */
 	uint64_t latency_count;
@@ -100,6 +119,12 @@ int api_proof(struct api *a, uint64_t index, const uint8_t *note,
     struct kt_buf *proof_out);
 /* A key record of the registry, or NULL. */
 json_t *api_key_load(struct store_rd *rd, const char *keyid);
+/*
+ * The registered key keyid (from the cache or the store), or NULL after
+ * replying 404/500.
+ */
+struct api_key *api_key_get(
+    struct api *a, struct http_req *r, const char *keyid);
 /* Serialises a record (sorted, compact) into out. */
 int api_record(const json_t *rec, struct kt_buf *out);
 

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "seq.h"
 #include "setup.h"
+#include "sign.h"
 #include "store.h"
 #include "tilecache.h"
 #include "policy.h"
@@ -41,6 +42,7 @@ struct logd {
 	struct conf conf;
 	struct hsm *hsm;
 	struct hsm_key *key;
+	struct hsm *keys_hsm; /* the signing keys' token */
 	struct kt_note_signer signer;
 	struct store *st;
 	struct event_base *base;
@@ -335,6 +337,14 @@ main(int argc, char **argv)
 	if (api_log_policy_now(
 		&d->api, logd_sign_checkpoint, d, err, sizeof(err)) != KT_OK)
 		goto fail;
+	/* The signing keys: a token of their own, named in the config. */
+	if (d->conf.hsm_keys_token[0] != 0) {
+		hc.token_label = d->conf.hsm_keys_token;
+		if (hsm_open(&hc, &d->keys_hsm, err, sizeof(err)) != KT_OK ||
+		    sign_init(&d->api, d->keys_hsm, logd_sign_checkpoint, d,
+			err, sizeof(err)) != KT_OK)
+			goto fail;
+	}
 
 	if (evthread_use_pthreads() != 0 ||
 	    (d->base = event_base_new()) == NULL) {
@@ -422,6 +432,8 @@ out:
 	if (d->base != NULL)
 		event_base_free(d->base);
 	store_close(d->st);
+	sign_free(&d->api);
+	hsm_close(d->keys_hsm);
 	hsm_key_free(d->key);
 	hsm_close(d->hsm);
 	kt_buf_free(&note);

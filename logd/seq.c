@@ -161,6 +161,41 @@ done:
 	seq_post(s, head, tail);
 }
 
+/*
+ * Runs what was taken from the queue: write-only requests one by one
+ * (each its own transaction, in order), then the appends as one batch.
+ */
+static void
+seq_run(struct seq *s, struct seq_req *head, size_t n)
+{
+	struct seq_req *r, *next, *ahead = NULL, *atail = NULL;
+	size_t na = 0;
+
+	(void)n;
+	for (r = head; r != NULL; r = next) {
+		next = r->next;
+		r->next = NULL;
+		if (!r->write_only) {
+			if (atail != NULL)
+				atail->next = r;
+			else
+				ahead = r;
+			atail = r;
+			na++;
+			continue;
+		}
+		r->err[0] = 0;
+		r->rc = store_write(
+		    s->st, r->item.puts, r->item.nputs, r->err, sizeof(r->err));
+		r->cp = NULL;
+		if (r->rc != KT_OK)
+			log_err("sequencer: write not done: %s", r->err);
+		seq_post(s, r, r);
+	}
+	if (na > 0)
+		seq_run_batch(s, ahead, na);
+}
+
 static void *
 seq_main(void *arg)
 {
@@ -206,7 +241,7 @@ seq_main(void *arg)
 		s->qlen -= n;
 		s->stats.queued = s->qlen;
 		pthread_mutex_unlock(&s->mu);
-		seq_run_batch(s, head, n);
+		seq_run(s, head, n);
 	}
 	return NULL;
 }

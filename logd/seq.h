@@ -34,7 +34,13 @@ struct seq_cp {
  * done is called; done runs on the event loop thread, exactly once.
  */
 struct seq_req {
+	/*
+	 * The entry to append, or, when write_only is set, only the
+	 * auxiliary writes item.puts (pending requests): no entry, no new
+	 * checkpoint, and cp stays NULL.
+	 */
 	struct store_item item;
+	int write_only;
 	void (*done)(struct seq_req *req, void *arg);
 	void *arg;
 	double submitted; /* monotonic seconds, set by seq_submit */
