@@ -31,6 +31,12 @@
 #include "keytrail/tile.h"
 #include "keytrail/tlogproof.h"
 
+/*
+ * Entries a fresh development log starts with: the policy in force and
+ * the creation of the default and release keys.
+ */
+#define SETUP_ENTRIES 3
+
 /* A client-side signing key registered with the log. */
 struct signer {
 	EVP_PKEY *pk;
@@ -241,8 +247,11 @@ test_setup_reuse_and_files(void **state)
 	}
 	trust_get(&e, &t1);
 	checkpoint_get(&e, &t1, &s1, &r1, NULL);
-	/* The first entry is the policy in force, logged at start. */
-	assert_int_equal(s1, 1);
+	/*
+	 * The first entries: the policy in force, then the creation of the
+	 * two development signing keys, logged at start.
+	 */
+	assert_int_equal(s1, SETUP_ENTRIES);
 	{
 		struct e2e_resp r;
 		json_t *j, *ent;
@@ -263,8 +272,8 @@ test_setup_reuse_and_files(void **state)
 	assert_string_equal(t1.origin, t2.origin);
 	assert_memory_equal(t1.vkey.pub, t2.vkey.pub, 32);
 	checkpoint_get(&e, &t2, &s2, &r2, NULL);
-	/* Not logged again: the same policy is still in force. */
-	assert_int_equal(s2, 1);
+	/* Not logged again: the same policy and keys. */
+	assert_int_equal(s2, SETUP_ENTRIES);
 	assert_memory_equal(r1.b, r2.b, 32);
 	e2e_stop(&e, SIGTERM);
 
@@ -406,8 +415,8 @@ test_append_verify_restart(void **state)
 		assert_int_equal(index[i], index[i - 5]);
 	/* Every other index is distinct: N - N/10 entries after the key. */
 	checkpoint_get(&e, &tr, &size, &root, NULL);
-	/* The policy, the key, and every distinct submission. */
-	assert_int_equal(size, 2 + N - N / 10);
+	/* The setup, the key, and every distinct submission. */
+	assert_int_equal(size, SETUP_ENTRIES + 1 + N - N / 10);
 
 	/* Every pair of checkpoints handed out is consistent. */
 	qsort(seen, nseen, sizeof(seen[0]), seen_cmp);
@@ -1076,7 +1085,7 @@ test_gzip_metrics_reload(void **state)
 	struct signer s;
 	struct e2e_resp plain, gz, r;
 	struct kt_buf un;
-	char tok[128], path[400], newtok[80], hash[65];
+	char tok[128], path[400], newtok[80], hash[65], bundle[64], want[64];
 	const char *hdrs[] = { "Accept-Encoding: gzip", NULL };
 	struct kt_hash h;
 	FILE *f;
@@ -1100,10 +1109,12 @@ test_gzip_metrics_reload(void **state)
 		free(b);
 	}
 	/* Entry bundles: gzip when asked, identical once inflated. */
-	e2e_http(&e, "GET", "/tile/entries/000.p/22", NULL, NULL, 0, &plain);
+	snprintf(bundle, sizeof(bundle), "/tile/entries/000.p/%d",
+	    SETUP_ENTRIES + 21);
+	e2e_http(&e, "GET", bundle, NULL, NULL, 0, &plain);
 	assert_int_equal(plain.status, 200);
 	assert_string_equal(plain.encoding, "");
-	e2e_http_h(&e, "GET", "/tile/entries/000.p/22", hdrs, NULL, 0, &gz);
+	e2e_http_h(&e, "GET", bundle, hdrs, NULL, 0, &gz);
 	assert_int_equal(gz.status, 200);
 	assert_string_equal(gz.encoding, "gzip");
 	assert_true(gz.body.len < plain.body.len);
@@ -1119,7 +1130,9 @@ test_gzip_metrics_reload(void **state)
 	e2e_http(&e, "GET", "/metrics", NULL, NULL, 0, &r);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(kt_buf_terminate(&r.body), KT_OK);
-	assert_non_null(strstr((char *)r.body.p, "keytrail_tree_size 22\n"));
+	snprintf(
+	    want, sizeof(want), "keytrail_tree_size %d\n", SETUP_ENTRIES + 21);
+	assert_non_null(strstr((char *)r.body.p, want));
 	assert_non_null(
 	    strstr((char *)r.body.p, "keytrail_entries_appended_total 21\n"));
 	assert_non_null(strstr(
@@ -1293,7 +1306,7 @@ test_storage_full(void **state)
 	assert_true(full);
 	/* The log still serves, at a size covering every acknowledged entry. */
 	checkpoint_get(&e, &tr, &size, &root, NULL);
-	assert_int_equal(size, acked + 2);
+	assert_int_equal(size, acked + SETUP_ENTRIES + 1);
 	assert_int_equal(
 	    kt_tiles_verify(size, &root, http_tile_read, &e), KT_OK);
 	e2e_stop(&e, SIGTERM);
