@@ -57,6 +57,7 @@ struct api {
 	struct api_signkey signkeys[API_SIGNKEYS_MAX];
 	size_t nsignkeys;
 	char busy[API_BUSY_MAX][33]; /* requests being updated */
+	char test_clock[512];	     /* KEYTRAIL_TEST_CLOCK, test builds */
 	struct http *http;
 	int shutting_down;
 	/* Counters for /metrics. */
@@ -92,6 +93,8 @@ void api_keys_free(struct api *a);
  * itself when it fails, and the caller then just returns.
  */
 struct store_rd;
+/* Unix seconds for policy decisions (tests may shift it; see api.c). */
+int64_t api_now(struct api *a);
 /* The current UTC time as RFC 3339 ("2026-11-29T10:00:00Z"). */
 void api_time(char out[32]);
 /* A canonical decimal below 2^63, or KT_EPARSE. */

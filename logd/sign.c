@@ -522,7 +522,7 @@ sign_post(struct http_req *r, void *arg)
 	struct sign_op *op = NULL;
 	json_t *body, *art;
 	const char *keyname, *digest, *artname = NULL;
-	int64_t now = (int64_t)time(NULL), retry;
+	int64_t now = api_now(a), retry;
 	uint8_t rnd[16];
 	int rc;
 
@@ -727,7 +727,7 @@ sign_approve(struct api *a, struct http_req *r,
 
 	if ((rec = sign_record_load(a, r, id)) == NULL)
 		return;
-	sign_record_expire(rec, (int64_t)time(NULL));
+	sign_record_expire(rec, api_now(a));
 	status = json_string_value(json_object_get(rec, "status"));
 	keylabel = json_string_value(json_object_get(rec, "key"));
 	requester = json_string_value(json_object_get(rec, "requester"));
@@ -838,7 +838,7 @@ sign_approve(struct api *a, struct http_req *r,
 		pr.key_state =
 		    k->active ? POLICY_KEY_ACTIVE : POLICY_KEY_REVOKED;
 		pr.artifact = json_string_value(json_object_get(art, "name"));
-		pr.now = (int64_t)time(NULL);
+		pr.now = api_now(a);
 		if (policy_check_sign(a->policy, &pr, &d) == KT_EINVAL ||
 		    d.verdict == POLICY_DENY) {
 			sign_deny_reply(a, r, requester, keylabel, &d);
@@ -899,7 +899,7 @@ sign_requests(struct http_req *r, void *arg)
 			return;
 		if ((rec = sign_record_load(a, r, id)) == NULL)
 			return;
-		sign_record_expire(rec, (int64_t)time(NULL));
+		sign_record_expire(rec, api_now(a));
 		http_reply_json(r, 200, rec);
 		return;
 	}
