@@ -198,24 +198,30 @@ logd_banner(const struct logd *d, uint64_t size)
 	    "  log key     %s\n"
 	    "  tokens      %s/tokens/<principal>  (admin, ci, alice, bob)\n"
 	    "\n"
-	    "Try it:\n"
-	    "  curl -s http://%s:%u/checkpoint\n"
-	    "  curl -s http://%s:%u/v1/log\n"
-	    "  curl -s -H \"Authorization: Bearer $(cat %s/tokens/admin)\" \\\n"
-	    "       -d '{\"action\":\"import\",\"label\":\"mykey\",\"spki\":\""
-	    "'$(openssl pkey -pubin -in pub.pem -outform DER | base64 "
-	    "-w0)'\"}' "
+	    "Sign a file (key \"default\"; \"release\" waits for alice or "
+	    "bob to approve):\n"
+	    "  LOG=http://%s:%u T=%s/tokens\n"
+	    "  curl -s -H \"Authorization: Bearer $(cat $T/ci)\" $LOG/v1/sign "
 	    "\\\n"
-	    "       http://%s:%u/v1/keys\n"
-	    "  curl -s -H \"Authorization: Bearer $(cat %s/tokens/ci)\" \\\n"
-	    "       -d '{\"key\":\"<key id>\",\"digest\":\"'$(sha256sum FILE | "
-	    "cut -c1-64)'\",\"sig\":\"<base64 sig>\"}' \\\n"
-	    "       http://%s:%u/v1/entries\n"
+	    "    -d '{\"key\":\"default\",\"digest\":\"'$(sha256sum FILE "
+	    "| cut -c1-64)'\",\n"
+	    "         \"artifact\":{\"name\":\"FILE\"}}' > FILE.json\n"
+	    "  jq -r .signature FILE.json | base64 -d > FILE.sig; "
+	    "jq -r .proof FILE.json > FILE.tlog-proof\n"
+	    "Verify it with the public key from $LOG/v1/keys:\n"
+	    "  curl -s $LOG/v1/keys | jq -r '.keys[] | "
+	    "select(.label==\"default\").spki' |\n"
+	    "    base64 -d | openssl pkey -pubin -inform DER -out "
+	    "default.pem\n"
+	    "  openssl dgst -sha256 -verify default.pem -signature FILE.sig "
+	    "FILE\n"
+	    "Approve a release signature: curl -s -X POST -H "
+	    "\"Authorization: Bearer $(cat $T/alice)\" \\\n"
+	    "    $LOG/v1/requests/<request>/approve\n"
 	    "See docs/api.md.\n\n",
 	    c->origin, c->listen_host, c->listen_port, (unsigned long long)size,
 	    d->api.vkey_str, c->data_dir, c->listen_host, c->listen_port,
-	    c->listen_host, c->listen_port, c->data_dir, c->listen_host,
-	    c->listen_port, c->data_dir, c->listen_host, c->listen_port);
+	    c->data_dir);
 }
 
 int

@@ -9,10 +9,10 @@ set -eu
 pkgs="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
 libssl-dev openssl liblmdb-dev lmdb-utils libevent-dev libjansson-dev
 softhsm2 libp11-dev libp11-kit-dev p11-kit opensc libcmocka-dev
-zlib1g-dev"
+zlib1g-dev curl jq"
 # The benchmarks also drive wrk and nginx (tools/bench-logd.sh).
 if [ "${1:-}" = "--bench" ]; then
-	pkgs="$pkgs curl wrk nginx-light python3"
+	pkgs="$pkgs wrk nginx-light python3"
 fi
 
 missing=""
