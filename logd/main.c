@@ -298,6 +298,34 @@ main(int argc, char **argv)
 	}
 	if (conf_load(dir, config, &d->conf, err, sizeof(err)) != KT_OK)
 		goto fail;
+	{
+		/*
+		 * The policy clock hook (api_now()): only test builds take
+		 * it, and a production build refuses to start rather than
+		 * ignore it silently.
+		 */
+		const char *clock = getenv("KEYTRAIL_TEST_CLOCK");
+
+		if (clock != NULL && clock[0] != 0) {
+#ifdef KT_TEST_HOOKS
+			if (snprintf(d->api.test_clock,
+				sizeof(d->api.test_clock), "%s",
+				clock) >= (int)sizeof(d->api.test_clock)) {
+				snprintf(err, sizeof(err),
+				    "KEYTRAIL_TEST_CLOCK: path too long");
+				goto fail;
+			}
+			log_warn("KEYTRAIL_TEST_CLOCK is set: the policy clock "
+				 "is shifted by the seconds in %s",
+			    d->api.test_clock);
+#else
+			snprintf(err, sizeof(err),
+			    "KEYTRAIL_TEST_CLOCK is set, but this build has no "
+			    "test hooks");
+			goto fail;
+#endif
+		}
+	}
 	if (listen != NULL &&
 	    conf_parse_listen(listen, d->conf.listen_host,
 		sizeof(d->conf.listen_host), &d->conf.listen_port) != KT_OK) {

@@ -592,6 +592,20 @@ api_get_metrics(struct http_req *r, void *arg)
 	metric(&b, "keytrail_write_latency_seconds_count %llu\n",
 	    (unsigned long long)a->latency_count);
 	metric(&b,
+	    "# TYPE keytrail_signatures_total counter\n"
+	    "keytrail_signatures_total %llu\n",
+	    (unsigned long long)a->signatures);
+	metric(&b, "# TYPE keytrail_sign_denials_total counter\n");
+	for (size_t i = 0; i < sizeof(a->denials) / sizeof(a->denials[0]);
+	     i++) {
+		if (a->denials[i] != 0)
+			metric(&b,
+			    "keytrail_sign_denials_total{reason=\"%s\"} "
+			    "%llu\n",
+			    policy_reason_name((enum policy_reason)i),
+			    (unsigned long long)a->denials[i]);
+	}
+	metric(&b,
 	    "# TYPE keytrail_auth_failures_total counter\n"
 	    "keytrail_auth_failures_total %llu\n",
 	    (unsigned long long)a->auth_failures);
