@@ -393,8 +393,12 @@ main(int argc, char **argv)
 	{
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
-		/* Leave one core to the HTTP thread. */
-		if (pool_new(d->base, ncpu > 2 ? (unsigned)(ncpu - 1) : 1,
+		/*
+		 * One worker per core: HSM signing and signature checks
+		 * are the CPU-heavy steps; the HTTP and sequencer threads
+		 * mostly wait.
+		 */
+		if (pool_new(d->base, ncpu > 1 ? (unsigned)ncpu : 1,
 			&d->api.pool) != KT_OK) {
 			snprintf(err, sizeof(err),
 			    "cannot start the verification threads");

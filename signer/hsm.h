@@ -259,6 +259,15 @@ int hsm_sign(struct hsm *h, struct hsm_key *k, const uint8_t *msg, size_t len,
     uint8_t *sig, size_t sigcap, size_t *siglen, char *err,
     size_t errlen) KT_MUST_CHECK;
 
+/*
+ * For benchmarks only: one C_SignInit + C_Sign of msg with k on a pooled
+ * session, the raw work of the token, without the signature check or the
+ * encoding hsm_sign() adds.  The signature is discarded (wiped), never
+ * returned.  Returns KT_OK, KT_EINVAL or the token's error.
+ */
+int hsm_bench_raw_sign(struct hsm *h, struct hsm_key *k, const uint8_t *msg,
+    size_t len, char *err, size_t errlen) KT_MUST_CHECK;
+
 /* Copies a snapshot of h's counters to *out. */
 void hsm_stats(struct hsm *h, struct hsm_stats *out);
 

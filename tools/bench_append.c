@@ -1,5 +1,6 @@
 /*
  * keytrail bench append: durable appends through POST /v1/entries.
+ * keytrail bench sign: signatures through POST /v1/sign (--key LABEL).
  *
  * Registers a fresh Ed25519 key, prepares N signed submissions, then posts
  * them over C connections as fast as the log answers, timing each request
@@ -7,6 +8,12 @@
  * verifies every returned tlog-proof offline against the log's key, and
  * measures in the same process the raw OpenSSL rate of verifying the same
  * signatures (the log verifies each one before logging it) as a baseline.
+ *
+ * In sign mode every request asks the service to sign a fresh digest with
+ * the HSM key LABEL; afterwards each returned signature is checked with
+ * the key's public key and each proof offline.  Its baseline, the raw
+ * HSM signing rate, comes from keytrail-bench-hsm in the same run
+ * (tools/bench-logd.sh).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -25,6 +32,7 @@
 #include "keytrail/checkpoint.h"
 #include "keytrail/encoding.h"
 #include "keytrail/note.h"
+#include "keytrail/sig.h"
 #include "keytrail/tlogproof.h"
 
 static double
@@ -34,6 +42,52 @@ now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The public key of signing key label, from GET /v1/keys. */
+static int
+bench_sign_key(struct httpc *c, const char *label, struct kt_pubkey **out)
+{
+	struct httpc_resp r;
+	json_t *j, *k;
+	size_t i;
+	int rc = -1;
+
+	if (httpc_do(c, "GET", "/v1/keys", NULL, NULL, 0, &r) != KT_OK)
+		return -1;
+	j = json_loadb((const char *)r.body.p, r.body.len, 0, NULL);
+	httpc_resp_free(&r);
+	json_array_foreach(json_object_get(j, "keys"), i, k)
+	{
+		const char *l = json_string_value(json_object_get(k, "label"));
+		const char *s = json_string_value(json_object_get(k, "spki"));
+		uint8_t der[KT_SPKI_MAX];
+		size_t n;
+
+		if (l != NULL && s != NULL && strcmp(l, label) == 0 &&
+		    kt_b64_decode(s, strlen(s), der, sizeof(der), &n) ==
+			KT_OK &&
+		    kt_pubkey_parse(der, n, out) == KT_OK) {
+			rc = 0;
+			break;
+		}
+	}
+	json_decref(j);
+	return rc;
+}
+
+/* 1 when sig64 is a valid signature of digest with k. */
+static int
+bench_sig_ok(
+    const struct kt_pubkey *k, const uint8_t digest[32], const char *sig64)
+{
+	uint8_t sig[KT_SIG_MAX];
+	size_t n;
+
+	return sig64 != NULL &&
+	    kt_b64_decode(sig64, strlen(sig64), sig, sizeof(sig), &n) ==
+	    KT_OK &&
+	    kt_pubkey_verify(k, digest, sig, n) == KT_OK;
 }
 
 static int
@@ -50,17 +104,34 @@ struct sub {
 	uint8_t sig[64];
 };
 
+/* Shared by bench append and bench sign: signkey NULL means append. */
+static int bench_post(int argc, char **argv, int sign_mode);
+
 int
 bench_append(int argc, char **argv)
+{
+	return bench_post(argc, argv, 0);
+}
+
+int
+bench_sign(int argc, char **argv)
+{
+	return bench_post(argc, argv, 1);
+}
+
+static int
+bench_post(int argc, char **argv, int sign_mode)
 {
 	static const struct option opts[] = {
 		{ "url", required_argument, NULL, 'u' },
 		{ "data", required_argument, NULL, 'd' },
 		{ "n", required_argument, NULL, 'n' },
 		{ "conns", required_argument, NULL, 'c' },
+		{ "key", required_argument, NULL, 'k' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *url = NULL, *data = NULL;
+	const char *url = NULL, *data = NULL, *signkey = "default";
+	struct kt_pubkey *spk = NULL;
 	size_t n = 20000, conns = 64, ok = 0;
 	char admin[256], ci[256], path[1024], err[256], keyid[65];
 	char spki64[128], body[512];
@@ -92,6 +163,9 @@ bench_append(int argc, char **argv)
 			break;
 		case 'c':
 			conns = strtoul(optarg, NULL, 10);
+			break;
+		case 'k':
+			signkey = optarg;
 			break;
 		default:
 			fprintf(stderr,
@@ -149,31 +223,43 @@ bench_append(int argc, char **argv)
 	trust.origin.p = (const uint8_t *)origin;
 	trust.origin.len = strlen(origin);
 
-	/* A fresh Ed25519 key, registered with the log. */
-	if ((kc = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, NULL)) == NULL ||
-	    EVP_PKEY_keygen_init(kc) != 1 || EVP_PKEY_keygen(kc, &pk) != 1 ||
-	    (dlen = i2d_PUBKEY(pk, &der)) <= 0)
-		goto out;
-	{
-		struct kt_hash h;
-
-		SHA256(der, (size_t)dlen, h.b);
-		kt_hex_encode(h.b, 32, keyid);
-		if (kt_b64_encode(der, (size_t)dlen, spki64, sizeof(spki64)) <
-		    0)
+	if (sign_mode) {
+		if (bench_sign_key(c, signkey, &spk) != 0) {
+			fprintf(stderr, "keytrail: no signing key %s at %s\n",
+			    signkey, url);
 			goto out;
-	}
-	snprintf(body, sizeof(body),
-	    "{\"action\":\"import\",\"label\":\"bench-%.8s\",\"spki\":\"%s\"}",
-	    keyid, spki64);
-	if (httpc_do(c, "POST", "/v1/keys", admin, (const uint8_t *)body,
-		strlen(body), &r) != KT_OK ||
-	    r.status != 200) {
-		fprintf(stderr, "keytrail: key import failed (%d)\n", r.status);
+		}
+	} else {
+		/* A fresh Ed25519 key, registered with the log. */
+		if ((kc = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, NULL)) ==
+			NULL ||
+		    EVP_PKEY_keygen_init(kc) != 1 ||
+		    EVP_PKEY_keygen(kc, &pk) != 1 ||
+		    (dlen = i2d_PUBKEY(pk, &der)) <= 0)
+			goto out;
+		{
+			struct kt_hash h;
+
+			SHA256(der, (size_t)dlen, h.b);
+			kt_hex_encode(h.b, 32, keyid);
+			if (kt_b64_encode(
+				der, (size_t)dlen, spki64, sizeof(spki64)) < 0)
+				goto out;
+		}
+		snprintf(body, sizeof(body),
+		    "{\"action\":\"import\",\"label\":\"bench-%.8s\",\"spki\":"
+		    "\"%s\"}",
+		    keyid, spki64);
+		if (httpc_do(c, "POST", "/v1/keys", admin,
+			(const uint8_t *)body, strlen(body), &r) != KT_OK ||
+		    r.status != 200) {
+			fprintf(stderr, "keytrail: key import failed (%d)\n",
+			    r.status);
+			httpc_resp_free(&r);
+			goto out;
+		}
 		httpc_resp_free(&r);
-		goto out;
 	}
-	httpc_resp_free(&r);
 
 	/* Prepare every submission before the clock starts. */
 	subs = calloc(n, sizeof(*subs));
@@ -186,8 +272,21 @@ bench_append(int argc, char **argv)
 		char hex[65], sig64[100];
 		size_t siglen = 64;
 
-		if (RAND_bytes(subs[i].digest, 32) != 1 ||
-		    EVP_DigestSignInit(md, NULL, NULL, NULL, pk) != 1 ||
+		if (RAND_bytes(subs[i].digest, 32) != 1)
+			goto out;
+		if (sign_mode) {
+			kt_hex_encode(subs[i].digest, 32, hex);
+			snprintf(subs[i].body, sizeof(subs[i].body),
+			    "{\"key\":\"%s\",\"digest\":\"%s\","
+			    "\"artifact\":{\"name\":\"bench-%zu.bin\","
+			    "\"size\":%zu}}",
+			    signkey, hex, i % 1000, i);
+			calls[i].path = "/v1/sign";
+			calls[i].body = (const uint8_t *)subs[i].body;
+			calls[i].len = strlen(subs[i].body);
+			continue;
+		}
+		if (EVP_DigestSignInit(md, NULL, NULL, NULL, pk) != 1 ||
 		    EVP_DigestSign(
 			md, subs[i].sig, &siglen, subs[i].digest, 32) != 1)
 			goto out;
@@ -220,12 +319,30 @@ bench_append(int argc, char **argv)
 		proof = json_string_value(json_object_get(j, "proof"));
 		if (proof != NULL &&
 		    kt_tlogproof_verify((const uint8_t *)proof, strlen(proof),
-			&trust, NULL, NULL, NULL) == KT_OK)
+			&trust, NULL, NULL, NULL) == KT_OK &&
+		    (!sign_mode ||
+			bench_sig_ok(spk, subs[i].digest,
+			    json_string_value(
+				json_object_get(j, "signature")))))
 			ok++;
 		json_decref(j);
 	}
 	qsort(lat, n, sizeof(*lat), cmp_double);
 
+	if (sign_mode) {
+		printf("keytrail bench sign: %zu signatures with %s over %zu "
+		       "connections to %s\n",
+		    n, signkey, conns, url);
+		printf("  signed, logged, proven  %zu of %zu (every signature "
+		       "and proof verified)\n",
+		    ok, n);
+		printf("  signatures            %.0f /s\n", (double)n / wall);
+		printf("  latency p50 / p99     %.1f / %.1f ms (max %.1f ms)\n",
+		    lat[n / 2] * 1e3, lat[(size_t)((double)n * 0.99)] * 1e3,
+		    lat[n - 1] * 1e3);
+		rc = ok == n ? 0 : 1;
+		goto out;
+	}
 	/* Baseline: verifying the same signatures, one core, no I/O. */
 	{
 		size_t m = n < 20000 ? n : 20000;
@@ -273,6 +390,7 @@ out:
 	EVP_MD_CTX_free(md);
 	EVP_PKEY_free(pk);
 	EVP_PKEY_CTX_free(kc);
+	kt_pubkey_free(spk);
 	httpc_free(c);
 	return rc;
 }

@@ -27,6 +27,10 @@ usage(FILE *f)
 	    "  bench append --url URL --data DIR [-n N] [-c CONNS]\n"
 	    "        durable appends through POST /v1/entries, with latency\n"
 	    "        percentiles and every returned proof verified\n"
+	    "  bench sign --url URL --data DIR [--key LABEL] [-n N] [-c "
+	    "CONNS]\n"
+	    "        signatures through POST /v1/sign, every signature and\n"
+	    "        proof verified\n"
 	    "\n"
 	    "See docs/ for the details of each command.\n");
 }
@@ -61,6 +65,8 @@ main(int argc, char **argv)
 			return bench_merkle(argc - 2, argv + 2);
 		if (strcmp(argv[2], "append") == 0)
 			return bench_append(argc - 2, argv + 2);
+		if (strcmp(argv[2], "sign") == 0)
+			return bench_sign(argc - 2, argv + 2);
 	}
 	fprintf(stderr, "keytrail: unknown command (try keytrail --help)\n");
 	return 2;

@@ -1,0 +1,136 @@
+/*
+ * keytrail-bench-hsm: the raw signing rate of the HSM, the baseline for
+ * `keytrail bench sign`.  Opens the signing keys' token of a keytrail data
+ * directory (its softhsm2.conf and PIN file) and signs fresh SHA-256
+ * digests with one key from T threads sharing one session pool, as the
+ * daemon does: raw C_Sign calls (hsm_bench_raw_sign), and hsm_sign calls
+ * (the same plus the signature check against the public key).
+ *
+ *   keytrail-bench-hsm DIR [LABEL] [SECONDS] [THREADS]
+ *       defaults: default, 3, 2
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+#include "hsm.h"
+
+struct worker {
+	struct hsm *h;
+	struct hsm_key *k;
+	double until;
+	int checked;
+	unsigned long n;
+	int failed;
+};
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *
+work(void *arg)
+{
+	struct worker *w = arg;
+	uint8_t digest[32], sig[HSM_SIG_MAX];
+	char err[HSM_ERR_SIZE];
+	size_t siglen;
+
+	while (now() < w->until) {
+		int rc;
+
+		if (RAND_bytes(digest, sizeof(digest)) != 1) {
+			w->failed = 1;
+			break;
+		}
+		rc = w->checked ? hsm_sign(w->h, w->k, digest, 32, sig,
+				      sizeof(sig), &siglen, err, sizeof(err))
+				: hsm_bench_raw_sign(
+				      w->h, w->k, digest, 32, err, sizeof(err));
+		if (rc != KT_OK) {
+			fprintf(stderr, "keytrail-bench-hsm: %s\n", err);
+			w->failed = 1;
+			break;
+		}
+		w->n++;
+	}
+	return NULL;
+}
+
+static double
+run(struct hsm *h, struct hsm_key *k, int checked, double secs, int threads)
+{
+	struct worker w[16];
+	pthread_t t[16];
+	unsigned long total = 0;
+	double t0 = now();
+
+	for (int i = 0; i < threads; i++) {
+		memset(&w[i], 0, sizeof(w[i]));
+		w[i].h = h;
+		w[i].k = k;
+		w[i].checked = checked;
+		w[i].until = t0 + secs;
+		if (pthread_create(&t[i], NULL, work, &w[i]) != 0)
+			exit(1);
+	}
+	for (int i = 0; i < threads; i++) {
+		pthread_join(t[i], NULL);
+		if (w[i].failed)
+			exit(1);
+		total += w[i].n;
+	}
+	return (double)total / (now() - t0);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *label = argc > 2 ? argv[2] : "default";
+	double secs = argc > 3 ? atof(argv[3]) : 3;
+	int threads = argc > 4 ? atoi(argv[4]) : 2;
+	char pin[1024], conf[1024], err[HSM_ERR_SIZE];
+	struct hsm_config hc;
+	struct hsm *h = NULL;
+	struct hsm_key *k = NULL;
+	double raw, checked;
+
+	if (argc < 2 || secs <= 0 || threads < 1 || threads > 16) {
+		fprintf(stderr,
+		    "usage: keytrail-bench-hsm DIR [LABEL] "
+		    "[SECONDS] [THREADS]\n");
+		return 2;
+	}
+	snprintf(pin, sizeof(pin), "%s/hsm/pin", argv[1]);
+	snprintf(conf, sizeof(conf), "%s/hsm/softhsm2.conf", argv[1]);
+	memset(&hc, 0, sizeof(hc));
+	hc.token_label = "keytrail-keys";
+	hc.pin_file = pin;
+	hc.softhsm_conf = conf;
+	hc.max_sessions = (unsigned)threads;
+	if (hsm_open(&hc, &h, err, sizeof(err)) != KT_OK ||
+	    hsm_find(h, label, &k, err, sizeof(err)) != KT_OK) {
+		fprintf(stderr, "keytrail-bench-hsm: %s\n", err);
+		hsm_close(h);
+		return 1;
+	}
+	raw = run(h, k, 0, secs, threads);
+	checked = run(h, k, 1, secs, threads);
+	printf("keytrail-bench-hsm: key %s (%s), %d threads, %.1f s each\n",
+	    label, hsm_alg_name(hsm_key_alg(k)), threads, secs);
+	printf("  raw C_Sign                  %10.0f /s\n", raw);
+	printf("  hsm_sign (with the check)   %10.0f /s  %.2fx raw\n", checked,
+	    checked / raw);
+	hsm_key_free(k);
+	hsm_close(h);
+	return 0;
+}
