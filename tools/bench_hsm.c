@@ -6,8 +6,8 @@
  * daemon does: raw C_Sign calls (hsm_bench_raw_sign), and hsm_sign calls
  * (the same plus the signature check against the public key).
  *
- *   keytrail-bench-hsm DIR [LABEL] [SECONDS] [THREADS]
- *       defaults: default, 3, 2
+ *   keytrail-bench-hsm DIR [LABEL] [SECONDS] [THREADS] [TOKEN]
+ *       defaults: default, 3, 2, keytrail-keys
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -113,7 +113,7 @@ main(int argc, char **argv)
 	snprintf(pin, sizeof(pin), "%s/hsm/pin", argv[1]);
 	snprintf(conf, sizeof(conf), "%s/hsm/softhsm2.conf", argv[1]);
 	memset(&hc, 0, sizeof(hc));
-	hc.token_label = "keytrail-keys";
+	hc.token_label = argc > 5 ? argv[5] : "keytrail-keys";
 	hc.pin_file = pin;
 	hc.softhsm_conf = conf;
 	hc.max_sessions = (unsigned)threads;

@@ -207,6 +207,8 @@ e2e_fill(struct evhttp_request *req, struct e2e_resp *resp)
 	e2e_copy_header(req, "Cache-Control", resp->cache, sizeof(resp->cache));
 	e2e_copy_header(
 	    req, "Content-Encoding", resp->encoding, sizeof(resp->encoding));
+	e2e_copy_header(
+	    req, "Retry-After", resp->retry_after, sizeof(resp->retry_after));
 	b = evhttp_request_get_input_buffer(req);
 	n = evbuffer_get_length(b);
 	if (n > 0) {

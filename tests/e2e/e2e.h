@@ -33,6 +33,7 @@ struct e2e_resp {
 	char ctype[128];
 	char cache[128];
 	char encoding[64];
+	char retry_after[32];
 };
 
 /* Creates the temp dir (does not start the daemon). */
