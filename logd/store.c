@@ -62,13 +62,12 @@ enum store_dbi {
 	DB_KEYS,
 	DB_POLICIES,
 	DB_REQUESTS,
-	DB_BYDEDUP,
 	DB_COUNT
 };
 
 static const char *const store_db_names[DB_COUNT] = { "meta", "entries",
 	"tiles", "byhash", "bykey", "bydigest", "byartifact", "checkpoints",
-	"keys", "policies", "requests", "bydedup" };
+	"keys", "policies", "requests" };
 
 /* Keys of the meta database. */
 #define META_VERSION "version"
@@ -580,6 +579,47 @@ wtx_index(struct store_wtx *w, enum store_dbi db, struct kt_bytes value,
 }
 
 /*
+ * Finds an earlier submission with dedup key d among the entries indexed
+ * under digest: the bydigest rows of submissions carry their dedup key as
+ * their value, so the same submission is found without an index of its
+ * own (one random B-tree fewer per entry).  Returns 1 and *index if found.
+ */
+static int
+wtx_find_dedup(struct store_wtx *w, struct kt_bytes digest,
+    const struct kt_hash *d, uint64_t *index)
+{
+	uint8_t k[STORE_INDEX_KEY_MAX];
+	size_t plen = 1 + digest.len;
+	MDB_cursor *cur = NULL;
+	MDB_val key, val;
+	int mrc, found = 0;
+
+	if (w->rc != KT_OK)
+		return 0;
+	key = store_val(k, store_index_key(k, digest.p, digest.len, 0));
+	if ((mrc = mdb_cursor_open(w->txn, w->s->dbi[DB_BYDIGEST], &cur)) !=
+	    0) {
+		wtx_fail(w, KT_EIO, "opening a cursor: %s", mdb_strerror(mrc));
+		return 0;
+	}
+	for (mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); mrc == 0;
+	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		if (key.mv_size != plen + 8 || memcmp(key.mv_data, k, plen) != 0)
+			break;
+		if (val.mv_size == KT_HASH_SIZE &&
+		    memcmp(val.mv_data, d->b, KT_HASH_SIZE) == 0) {
+			*index = kt_get_u64be((const uint8_t *)key.mv_data + plen);
+			found = 1;
+			break;
+		}
+	}
+	if (mrc != 0 && mrc != MDB_NOTFOUND)
+		wtx_fail(w, KT_EIO, "reading bydigest: %s", mdb_strerror(mrc));
+	mdb_cursor_close(cur);
+	return found;
+}
+
+/*
  * Adds one item: a duplicate only reports the existing index; a new entry
  * gets the next index, its rows, and the stored hashes it completes
  * (tlog StoredHashesForRecordHash: the leaf at level 0, then one hash per
@@ -597,15 +637,26 @@ wtx_add(
 	int rc;
 
 	/*
-	 * An item with a dedup key is a duplicate when that key was seen
-	 * (the same submission again, though its entry would carry a new
-	 * time); otherwise when its leaf hash is already in the log.
+	 * An item with a dedup key is a duplicate when an earlier submission
+	 * had the same key (the same request again, though its entry would
+	 * carry a new time); any other item when its leaf hash is in the log.
 	 */
-	if (it->has_dedup
-		? wtx_get(w, DB_BYDEDUP, it->dedup.b, KT_HASH_SIZE, &v)
-		: wtx_get(w, DB_BYHASH, it->leaf.b, KT_HASH_SIZE, &v)) {
+	if (it->has_dedup) {
+		uint64_t found;
+
+		if (it->by_digest.len == 0) {
+			wtx_fail(w, KT_EINVAL,
+			    "an item with a dedup key needs a digest");
+			return;
+		}
+		if (wtx_find_dedup(w, it->by_digest, &it->dedup, &found)) {
+			r->index = found;
+			r->duplicate = 1;
+			return;
+		}
+	} else if (wtx_get(w, DB_BYHASH, it->leaf.b, KT_HASH_SIZE, &v)) {
 		if (v.mv_size != 8) {
-			wtx_fail(w, KT_EINTERNAL, "dedup value of length %zu",
+			wtx_fail(w, KT_EINTERNAL, "byhash value of length %zu",
 			    v.mv_size);
 			return;
 		}
@@ -625,11 +676,18 @@ wtx_add(
 	    MDB_APPEND);
 	wtx_put(w, DB_BYHASH, it->leaf.b, KT_HASH_SIZE, k, sizeof(k),
 	    MDB_NOOVERWRITE);
-	if (it->has_dedup)
-		wtx_put(w, DB_BYDEDUP, it->dedup.b, KT_HASH_SIZE, k, sizeof(k),
-		    MDB_NOOVERWRITE);
 	wtx_index(w, DB_BYKEY, it->by_key, idx);
-	wtx_index(w, DB_BYDIGEST, it->by_digest, idx);
+	/* A submission's digest row carries its dedup key. */
+	if (it->has_dedup) {
+		uint8_t dk[STORE_INDEX_KEY_MAX];
+		size_t dklen = store_index_key(dk, it->by_digest.p,
+		    it->by_digest.len, idx);
+
+		wtx_put(w, DB_BYDIGEST, dk, dklen, it->dedup.b, KT_HASH_SIZE,
+		    0);
+	} else {
+		wtx_index(w, DB_BYDIGEST, it->by_digest, idx);
+	}
 	wtx_index(w, DB_BYARTIFACT, it->by_artifact, idx);
 	for (size_t i = 0; i < it->nputs; i++)
 		wtx_aux(w, &it->puts[i]);

@@ -95,9 +95,10 @@ struct store_item {
 	struct kt_bytes by_artifact;
 	/*
 	 * Optional dedup key: when has_dedup is set, the item is a duplicate
-	 * if an earlier item had the same dedup key (instead of the same leaf
-	 * hash).  For entries that record when the log accepted them, so
-	 * that resubmitting the same request is still idempotent.
+	 * if an earlier item with the same by_digest had the same dedup key
+	 * (instead of the same leaf hash).  For entries that record when the
+	 * log accepted them, so that resubmitting the same request is still
+	 * idempotent.  Requires by_digest.
 	 */
 	struct kt_hash dedup;
 	int has_dedup;
