@@ -604,11 +604,13 @@ wtx_find_dedup(struct store_wtx *w, struct kt_bytes digest,
 	}
 	for (mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); mrc == 0;
 	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		if (key.mv_size != plen + 8 || memcmp(key.mv_data, k, plen) != 0)
+		if (key.mv_size != plen + 8 ||
+		    memcmp(key.mv_data, k, plen) != 0)
 			break;
 		if (val.mv_size == KT_HASH_SIZE &&
 		    memcmp(val.mv_data, d->b, KT_HASH_SIZE) == 0) {
-			*index = kt_get_u64be((const uint8_t *)key.mv_data + plen);
+			*index =
+			    kt_get_u64be((const uint8_t *)key.mv_data + plen);
 			found = 1;
 			break;
 		}
@@ -680,11 +682,11 @@ wtx_add(
 	/* A submission's digest row carries its dedup key. */
 	if (it->has_dedup) {
 		uint8_t dk[STORE_INDEX_KEY_MAX];
-		size_t dklen = store_index_key(dk, it->by_digest.p,
-		    it->by_digest.len, idx);
+		size_t dklen = store_index_key(
+		    dk, it->by_digest.p, it->by_digest.len, idx);
 
-		wtx_put(w, DB_BYDIGEST, dk, dklen, it->dedup.b, KT_HASH_SIZE,
-		    0);
+		wtx_put(
+		    w, DB_BYDIGEST, dk, dklen, it->dedup.b, KT_HASH_SIZE, 0);
 	} else {
 		wtx_index(w, DB_BYDIGEST, it->by_digest, idx);
 	}
