@@ -5,6 +5,9 @@
 #   appends   keytrail bench append (durable appends through POST
 #             /v1/entries, p50/p99 to the answer with the proof), next to
 #             raw Ed25519 verification in the same process;
+#   signs     keytrail bench sign (POST /v1/sign with the default key,
+#             p50/p99), next to the raw SoftHSM C_Sign rate of the same
+#             key from keytrail-bench-hsm, run just before;
 #   reads     wrk on tiles and entry bundles from logd, and the very same
 #             files (mirrored and verified by keytrail mirror) from nginx;
 #             and wrk on inclusion proofs, next to the same nginx figure.
@@ -59,6 +62,15 @@ done
 echo "== appends"
 "$build/tools/keytrail" bench append --url "http://127.0.0.1:$p1" \
     --data "$tmp/data" -n "$n" -c 64
+
+echo "== signatures (POST /v1/sign, key default) and the raw HSM rate"
+"$build/tools/keytrail-bench-hsm" "$tmp/data" default 3 2 | tee "$tmp/hsm.txt"
+"$build/tools/keytrail" bench sign --url "http://127.0.0.1:$p1" \
+    --data "$tmp/data" -n "$n" -c 64 | tee "$tmp/sign.txt"
+raw=$(awk '/raw C_Sign/ { print $3 }' "$tmp/hsm.txt")
+sig=$(awk '/signatures  / { print $2 }' "$tmp/sign.txt")
+awk -v r="$raw" -v s="$sig" 'BEGIN {
+	printf "  signatures / raw HSM C_Sign  %.2fx  (goal >= 0.30)\n", s / r }'
 
 echo "== mirror (verifies every tile)"
 "$build/tools/keytrail" mirror --url "http://127.0.0.1:$p1" --out "$tmp/www"
