@@ -4,9 +4,14 @@
  * HTML pages, and one catch-all callback with keytrail's own route table
  * (evhttp_set_cb matches whole paths only; tiles are prefixes).
  */
+/* memfd_create(2) */
+#define _GNU_SOURCE
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <sys/queue.h>
 
@@ -297,6 +302,51 @@ http_req_accepts_gzip(const struct http_req *r)
 	return http_accepts_gzip(r);
 }
 
+/*
+ * Large cached answers (entry bundles are ~128 KiB) go out with sendfile(2)
+ * from an in-memory file: the kernel then moves pages instead of copying
+ * every byte from user space, as a static web server does.
+ */
+#define HTTP_SENDFILE_MIN (16 * 1024)
+
+static void
+http_seg_free(void *seg)
+{
+	evbuffer_file_segment_free(seg);
+}
+
+/* The blob's in-memory file segment, made on first use; NULL if none. */
+static struct evbuffer_file_segment *
+http_blob_seg(struct blob *b)
+{
+	struct evbuffer_file_segment *seg;
+	size_t off = 0;
+	int fd;
+
+	if (b->seg != NULL)
+		return b->seg;
+	if ((fd = memfd_create("keytrail-tile", MFD_CLOEXEC)) < 0)
+		return NULL;
+	while (off < b->len) {
+		ssize_t n = write(fd, b->data + off, b->len - off);
+
+		if (n <= 0) {
+			close(fd);
+			return NULL;
+		}
+		off += (size_t)n;
+	}
+	seg = evbuffer_file_segment_new(
+	    fd, 0, (ev_off_t)b->len, EVBUF_FS_CLOSE_ON_FREE);
+	if (seg == NULL) {
+		close(fd);
+		return NULL;
+	}
+	b->seg = seg;
+	b->seg_free = http_seg_free;
+	return seg;
+}
+
 static void
 http_blob_cleanup(const void *data, size_t len, void *arg)
 {
@@ -329,10 +379,17 @@ http_reply_blob(struct http_req *r, int status, const char *ctype,
 		return;
 	}
 	/* No copy: the buffer keeps a reference until the bytes are sent. */
-	if (http_req_method(r) == HTTP_HEAD || b->len == 0 ||
-	    evbuffer_add_reference(
-		buf, b->data, b->len, http_blob_cleanup, b) != 0)
+	if (http_req_method(r) == HTTP_HEAD || b->len == 0) {
 		blob_release(b);
+	} else if (b->len >= HTTP_SENDFILE_MIN && http_blob_seg(b) != NULL) {
+		if (evbuffer_add_file_segment(
+			buf, b->seg, 0, (ev_off_t)b->len) != 0)
+			evbuffer_add(buf, b->data, b->len);
+		blob_release(b);
+	} else if (evbuffer_add_reference(
+		       buf, b->data, b->len, http_blob_cleanup, b) != 0) {
+		blob_release(b);
+	}
 	http_finish(r, status, buf);
 	evbuffer_free(buf);
 }

@@ -37,6 +37,8 @@ blob_new(const uint8_t *p, size_t len)
 		return NULL;
 	b->refs = 1;
 	b->len = len;
+	b->seg = NULL;
+	b->seg_free = NULL;
 	if (len > 0)
 		memcpy(b->data, p, len);
 	return b;
@@ -51,8 +53,11 @@ blob_ref(struct blob *b)
 void
 blob_release(struct blob *b)
 {
-	if (b != NULL && --b->refs == 0)
+	if (b != NULL && --b->refs == 0) {
+		if (b->seg_free != NULL)
+			b->seg_free(b->seg);
 		free(b);
+	}
 }
 
 static size_t

@@ -14,10 +14,17 @@
 
 #include "keytrail/common.h"
 
-/* Immutable bytes shared between the cache and replies in flight. */
+/*
+ * Immutable bytes shared between the cache and replies in flight.  The
+ * HTTP layer may attach a kernel-side copy (seg, freed with seg_free when
+ * the blob goes) so large answers are sent without copying them through
+ * user space.
+ */
 struct blob {
 	unsigned refs;
 	size_t len;
+	void *seg;
+	void (*seg_free)(void *seg);
 	uint8_t data[];
 };
 
