@@ -1332,6 +1332,84 @@ test_storage_full(void **state)
 	e2e_cleanup(&e);
 }
 
+/* Sets a field of the limits section of the daemon's config. */
+static void
+set_limit(struct e2e *e, const char *name, int value)
+{
+	char path[400];
+	size_t len;
+	uint8_t *doc;
+	json_t *j, *lim;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/keytrail.json", e->data);
+	doc = tu_read_file_e2e(path, &len);
+	assert_non_null(j = json_loadb((const char *)doc, len, 0, NULL));
+	assert_non_null(lim = json_object_get(j, "limits"));
+	json_object_set_new(lim, name, json_integer(value));
+	assert_non_null(f = fopen(path, "w"));
+	assert_int_equal(json_dumpf(j, f, JSON_INDENT(2)), 0);
+	fclose(f);
+	json_decref(j);
+	free(doc);
+}
+
+static void
+test_connection_limit(void **state)
+{
+	enum {
+		CONNS = 12,
+		CALLS = 48
+	};
+	struct e2e e;
+	struct e2e_call calls[CALLS];
+	int refused = 0, served = 0;
+
+	(void)state;
+	e2e_init(&e);
+	e2e_start(&e);
+	e2e_stop(&e, SIGTERM);
+	set_limit(&e, "max_connections", 4);
+	e2e_start(&e);
+	/*
+	 * Twelve connections at once, four allowed: the others are answered
+	 * 503 with a JSON reason and closed, and the daemon keeps serving.
+	 */
+	for (int i = 0; i < CALLS; i++) {
+		calls[i].path = "/v1/entries";
+		calls[i].token = NULL;
+		calls[i].body = strdup("{}");
+		calls[i].bodylen = 2;
+	}
+	e2e_post_many(&e, calls, CALLS, CONNS);
+	for (int i = 0; i < CALLS; i++) {
+		if (calls[i].resp.status == 503) {
+			json_t *j = e2e_json(&calls[i].resp);
+
+			assert_string_equal(
+			    json_string_value(json_object_get(j, "error")),
+			    "overloaded");
+			json_decref(j);
+			refused++;
+		} else if (calls[i].resp.status == 401) {
+			served++;
+		}
+		free(calls[i].body);
+		e2e_resp_free(&calls[i].resp);
+	}
+	assert_true(refused > 0);
+	assert_true(served > 0);
+	{
+		struct e2e_resp r;
+
+		e2e_http(&e, "GET", "/healthz", NULL, NULL, 0, &r);
+		assert_int_equal(r.status, 200);
+		e2e_resp_free(&r);
+	}
+	e2e_stop(&e, SIGTERM);
+	e2e_cleanup(&e);
+}
+
 int
 main(void)
 {
@@ -1342,6 +1420,7 @@ main(void)
 		cmocka_unit_test(test_crash_safety),
 		cmocka_unit_test(test_gzip_metrics_reload),
 		cmocka_unit_test(test_storage_full),
+		cmocka_unit_test(test_connection_limit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
