@@ -23,16 +23,13 @@
 #include "keytrail/sig.h"
 #include "keytrail/tile.h"
 #include "keytrail/tlogproof.h"
+#include "keys.h"
 #include "log.h"
 #include "sign.h"
 #include "tilecache.h"
 
 /* Longest artifact name logged. */
 #define API_ARTIFACT_NAME_MAX 255
-/* Longest key label. */
-#define API_LABEL_MAX 64
-/* Longest revocation reason. */
-#define API_REASON_MAX 255
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -269,7 +266,8 @@ api_str(
 
 /* ---- keys ---------------------------------------------------------------
  * The key registry lives in the store's "keys" table: key ID (64 hex) ->
- * a JSON record {"alg","label","spki","state"[,"reason"]}.
+ * a JSON record {"alg","label","spki","state"[,"reason"][,"hsm"]
+ * [,"cert","not_before","not_after","subject"]}.  keys.c writes it.
  */
 
 /* Serialises a key record (sorted, compact) into out. */
@@ -302,20 +300,12 @@ api_key_load(struct store_rd *rd, const char *keyid)
 	return j;
 }
 
-static void api_key_drop(struct api *a, const char *keyid);
-
 /* ---- write path --------------------------------------------------------- */
-
-enum api_write_kind {
-	API_W_ENTRY,
-	API_W_KEY
-};
 
 struct api_write {
 	struct seq_req req; /* first: the sequencer hands this back */
 	struct api *a;
 	struct http_req *r;
-	enum api_write_kind kind;
 	struct kt_buf entry;
 	char keyid[65];
 	char digest[65];
@@ -331,8 +321,6 @@ struct api_write {
 	size_t siglen;
 	int verified;
 	struct kt_buf artifact;
-	struct kt_buf keyrec;
-	struct store_put put;
 };
 
 static void
@@ -344,12 +332,11 @@ api_write_free(struct api_write *w)
 	json_decref(w->body);
 	kt_buf_free(&w->entry);
 	kt_buf_free(&w->artifact);
-	kt_buf_free(&w->keyrec);
 	free(w);
 }
 
 static struct api_write *
-api_write_new(struct api *a, struct http_req *r, enum api_write_kind kind)
+api_write_new(struct api *a, struct http_req *r)
 {
 	struct api_write *w = calloc(1, sizeof(*w));
 
@@ -357,10 +344,8 @@ api_write_new(struct api *a, struct http_req *r, enum api_write_kind kind)
 		return NULL;
 	w->a = a;
 	w->r = r;
-	w->kind = kind;
 	kt_buf_init(&w->entry, KT_ENTRY_MAX);
 	kt_buf_init(&w->artifact, API_ARTIFACT_NAME_MAX + 1);
-	kt_buf_init(&w->keyrec, 64 * 1024);
 	return w;
 }
 
@@ -411,61 +396,61 @@ out:
 	return rc;
 }
 
-static void
-api_write_done(struct seq_req *req, void *arg)
+void
+api_write_reply(
+    struct api *a, struct http_req *r, struct seq_req *req, const char *keyid)
 {
-	struct api_write *w = arg;
-	struct api *a = w->a;
 	struct kt_buf entry, proof;
 	struct kt_hash leaf;
+	struct timespec ts;
 	char hex[65];
 	json_t *j;
 	int rc;
 
-	(void)req;
-	{
-		struct timespec ts;
-
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		api_latency(a,
-		    (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 -
-			w->req.submitted);
-	}
-	if (w->req.rc != KT_OK) {
-		log_warn("write from %s not logged: %s", http_req_peer(w->r),
-		    w->req.err);
-		http_reply_error(w->r, 503, "unavailable", w->req.err);
-		api_write_free(w);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	api_latency(
+	    a, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 - req->submitted);
+	if (req->rc != KT_OK) {
+		log_warn(
+		    "write from %s not logged: %s", http_req_peer(r), req->err);
+		http_reply_error(r, 503, "unavailable", req->err);
 		return;
 	}
 	kt_buf_init(&entry, KT_ENTRY_MAX);
 	kt_buf_init(&proof, KT_TLOGPROOF_MAX);
-	rc = api_proof(a, w->req.item.index, w->req.cp->note.p,
-	    w->req.cp->note.len, w->req.cp->size, &entry, &proof);
+	rc = api_proof(a, req->item.index, req->cp->note.p, req->cp->note.len,
+	    req->cp->size, &entry, &proof);
 	if (rc != KT_OK) {
 		log_err("proof for entry %llu: %s",
-		    (unsigned long long)w->req.item.index, kt_strerror(rc));
-		http_reply_error(w->r, 500, "internal",
+		    (unsigned long long)req->item.index, kt_strerror(rc));
+		http_reply_error(r, 500, "internal",
 		    "entry logged but its proof could not be built");
 		goto out;
 	}
 	kt_leaf_hash(entry.p, entry.len, &leaf);
 	kt_hex_encode(leaf.b, 32, hex);
 	j = json_pack("{s:I, s:s, s:s%, s:I}", "index",
-	    (json_int_t)w->req.item.index, "leaf_hash", hex, "proof",
+	    (json_int_t)req->item.index, "leaf_hash", hex, "proof",
 	    (const char *)proof.p, proof.len, "size",
-	    (json_int_t)w->req.cp->size);
-	if (j != NULL && w->kind == API_W_KEY) {
-		json_object_set_new(j, "key", json_string(w->keyid));
-		api_key_drop(a, w->keyid);
-	}
-	if (j != NULL && w->req.item.duplicate)
+	    (json_int_t)req->cp->size);
+	if (j != NULL && keyid != NULL)
+		json_object_set_new(j, "key", json_string(keyid));
+	if (j != NULL && req->item.duplicate)
 		json_object_set_new(j, "duplicate", json_true());
-	http_reply_json(w->r, 200, j);
+	http_reply_json(r, 200, j);
 out:
 	kt_buf_free(&entry);
 	kt_buf_free(&proof);
-	seq_cp_release(w->req.cp);
+	seq_cp_release(req->cp);
+	req->cp = NULL;
+}
+
+static void
+api_write_done(struct seq_req *req, void *arg)
+{
+	struct api_write *w = arg;
+
+	api_write_reply(w->a, w->r, req, NULL);
 	api_write_free(w);
 }
 
@@ -513,7 +498,7 @@ api_key_slot(struct api *a, const char *keyid)
 	return &a->keys[((b[0] << 8) | b[1]) % API_KEY_CACHE];
 }
 
-static void
+void
 api_key_drop(struct api *a, const char *keyid)
 {
 	struct api_key *k = api_key_slot(a, keyid);
@@ -541,7 +526,7 @@ api_key_get(struct api *a, struct http_req *r, const char *keyid)
 {
 	struct api_key *k = api_key_slot(a, keyid);
 	struct store_rd *rd;
-	json_t *rec;
+	json_t *rec, *notafter;
 	const char *spki, *state;
 	uint8_t der[KT_SPKI_MAX];
 	size_t dlen;
@@ -565,7 +550,9 @@ api_key_get(struct api *a, struct http_req *r, const char *keyid)
 	}
 	spki = json_string_value(json_object_get(rec, "spki"));
 	state = json_string_value(json_object_get(rec, "state"));
+	notafter = json_object_get(rec, "not_after");
 	if (spki == NULL || state == NULL ||
+	    (notafter != NULL && !json_is_integer(notafter)) ||
 	    kt_b64_decode(spki, strlen(spki), der, sizeof(der), &dlen) !=
 		KT_OK ||
 	    kt_pubkey_parse(der, dlen, &pk) != KT_OK) {
@@ -576,6 +563,8 @@ api_key_get(struct api *a, struct http_req *r, const char *keyid)
 	kt_pubkey_free(k->pk);
 	memcpy(k->id, keyid, 65);
 	k->active = strcmp(state, "active") == 0;
+	k->cert_not_after =
+	    notafter ? (int64_t)json_integer_value(notafter) : 0;
 	k->pk = pk;
 	json_decref(rec);
 	return k;
@@ -641,7 +630,7 @@ api_post_entries(struct http_req *r, void *arg)
 			goto out;
 		}
 	}
-	if ((w = api_write_new(a, r, API_W_ENTRY)) == NULL) {
+	if ((w = api_write_new(a, r)) == NULL) {
 		http_reply_error(r, 500, "internal", "out of memory");
 		goto out;
 	}
@@ -927,7 +916,7 @@ static void
 api_keys(struct http_req *r, void *arg)
 {
 	if (http_req_method(r) == HTTP_POST)
-		api_post_keys(r, arg);
+		keys_post(r, arg);
 	else
 		api_get_keys(r, arg);
 }
@@ -944,6 +933,7 @@ const struct http_route api_routes[] = {
 	{ "/v1/bundle/", 1, HTTP_GET | HTTP_HEAD, api_get_bundle },
 	{ "/v1/search", 0, HTTP_GET | HTTP_HEAD, api_get_search },
 	{ "/v1/keys", 0, HTTP_GET | HTTP_HEAD | HTTP_POST, api_keys },
+	{ "/v1/keys/", 1, HTTP_POST, keys_post_csr },
 	{ "/v1/policy/", 1, HTTP_GET | HTTP_HEAD, api_get_policy },
 	{ "/v1/sign", 0, HTTP_POST, sign_post },
 	{ "/v1/requests/", 1, HTTP_GET | HTTP_HEAD | HTTP_POST, sign_requests },

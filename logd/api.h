@@ -23,6 +23,10 @@
 #define API_SIGNKEYS_MAX 256
 /* Most sign requests waiting for approval being updated at once. */
 #define API_BUSY_MAX 64
+/* Most key changes (POST /v1/keys) in flight at once. */
+#define API_KEYS_BUSY_MAX 64
+/* Longest key label in the registry (a policy label is at most 128). */
+#define API_LABEL_MAX 64
 
 /* A signing key held in the HSM. */
 struct api_signkey {
@@ -38,7 +42,19 @@ struct api_signkey {
 struct api_key {
 	char id[65]; /* "" when the slot is empty */
 	int active;
+	int64_t cert_not_after; /* its certificate's notAfter; 0: none */
 	struct kt_pubkey *pk;
+};
+
+/*
+ * A key change between its first look at the registry and its commit:
+ * the key ID (or "" while a new key is made) and the label it claims.
+ * Another change of the same key or label meanwhile is refused (409), so
+ * none of them works from a record another is about to replace.
+ */
+struct api_keys_busy {
+	char id[65];
+	char label[API_LABEL_MAX + 1];
 };
 
 struct api {
@@ -57,7 +73,8 @@ struct api {
 	struct api_signkey signkeys[API_SIGNKEYS_MAX];
 	size_t nsignkeys;
 	char busy[API_BUSY_MAX][33]; /* requests being updated */
-	char test_clock[512];	     /* KEYTRAIL_TEST_CLOCK, test builds */
+	struct api_keys_busy keys_busy[API_KEYS_BUSY_MAX]; /* keys.c */
+	char test_clock[512]; /* KEYTRAIL_TEST_CLOCK, test builds */
 	struct http *http;
 	int shutting_down;
 	/* Counters for /metrics. */
@@ -89,7 +106,7 @@ int api_log_policy_now(struct api *a, store_sign_fn sign, void *ctx, char *err,
 void api_keys_free(struct api *a);
 
 /*
- * Helpers shared by the handler files (api.c, reads.c).  Each replies
+ * Helpers shared by the handler files (api.c, reads.c, keys.c).  Each replies
  * itself when it fails, and the caller then just returns.
  */
 struct store_rd;
@@ -128,6 +145,21 @@ json_t *api_key_load(struct store_rd *rd, const char *keyid);
  */
 struct api_key *api_key_get(
     struct api *a, struct http_req *r, const char *keyid);
+/*
+ * Forgets keyid's cached record, so the next api_key_get() reads the
+ * registry again.  Call it whenever a key entry for keyid commits.
+ */
+void api_key_drop(struct api *a, const char *keyid);
+/*
+ * Answers a write the sequencer completed (req, in its done callback):
+ * 503 with the reason when nothing was logged, otherwise 200 {"index",
+ * "leaf_hash", "proof", "size"} with the entry's tlog-proof against
+ * req->cp, plus "key": keyid when keyid is not NULL and "duplicate": true
+ * for a deduplicated entry.  Counts the write's latency, releases req->cp
+ * and sets it to NULL.
+ */
+void api_write_reply(
+    struct api *a, struct http_req *r, struct seq_req *req, const char *keyid);
 /* Serialises a record (sorted, compact) into out. */
 int api_record(const json_t *rec, struct kt_buf *out);
 

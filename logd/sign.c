@@ -123,7 +123,7 @@ sign_op_new(struct api *a, struct http_req *r, enum sign_kind kind)
 	return op;
 }
 
-static struct api_signkey *
+struct api_signkey *
 sign_key_find(struct api *a, const char *name)
 {
 	for (size_t i = 0; i < a->nsignkeys; i++) {
@@ -213,6 +213,90 @@ out:
 }
 
 int
+sign_key_add(struct api *a, struct hsm_key *hk)
+{
+	struct api_signkey *sk;
+
+	if (sign_key_find(a, hsm_key_label(hk)) != NULL ||
+	    sign_key_find(a, hsm_key_id(hk)) != NULL)
+		return KT_EEXIST;
+	if (a->nsignkeys == API_SIGNKEYS_MAX)
+		return KT_ETOOBIG;
+	sk = &a->signkeys[a->nsignkeys];
+	snprintf(sk->label, sizeof(sk->label), "%s", hsm_key_label(hk));
+	snprintf(sk->id, sizeof(sk->id), "%s", hsm_key_id(hk));
+	sk->hk = hk;
+	a->nsignkeys++;
+	return KT_OK;
+}
+
+/* store_rd_iter: collects {"id","label"} of the registry's HSM keys. */
+static int
+sign_hsm_record(void *ctx, struct kt_bytes key, struct kt_bytes val)
+{
+	json_t *list = ctx;
+	json_t *rec = json_loadb((const char *)val.p, val.len, 0, NULL);
+	const char *label = json_string_value(json_object_get(rec, "label"));
+
+	if (rec != NULL && json_is_true(json_object_get(rec, "hsm")) &&
+	    label != NULL && key.len == HSM_KEY_ID_LEN)
+		json_array_append_new(list,
+		    json_pack("{s:s%, s:s}", "id", (const char *)key.p, key.len,
+			"label", label));
+	json_decref(rec);
+	return KT_OK;
+}
+
+/*
+ * Loads the keys the registry says live in the HSM (created through the
+ * API, or registered at an earlier start) that the policy does not name
+ * now, so a policy that names them later takes effect on SIGHUP.  A key
+ * the token no longer holds, or holds under its label with another
+ * identity, is reported and left out.
+ */
+static void
+sign_load_registered(struct api *a, struct hsm *h)
+{
+	struct store_rd *rd;
+	json_t *list = json_array(), *v;
+	size_t i;
+
+	if (list == NULL || store_rd_begin(a->st, &rd) != KT_OK) {
+		json_decref(list);
+		return;
+	}
+	if (store_rd_iter(rd, STORE_DB_KEYS, sign_hsm_record, list) != KT_OK)
+		json_array_clear(list);
+	store_rd_end(rd);
+	json_array_foreach(list, i, v)
+	{
+		const char *id = json_string_value(json_object_get(v, "id"));
+		const char *label =
+		    json_string_value(json_object_get(v, "label"));
+		struct hsm_key *hk = NULL;
+		char herr[HSM_ERR_SIZE];
+
+		if (id == NULL || label == NULL || sign_key_find(a, id) != NULL)
+			continue;
+		if (hsm_find(h, label, &hk, herr, sizeof(herr)) != KT_OK) {
+			log_warn("registered key %s (%s) is not usable in the "
+				 "HSM: %s",
+			    label, id, herr);
+			continue;
+		}
+		if (strcmp(hsm_key_id(hk), id) != 0 ||
+		    sign_key_add(a, hk) != KT_OK) {
+			log_warn("registered key %s (%s): the token's key of "
+				 "that label is another key, or the table is "
+				 "full",
+			    label, id);
+			hsm_key_free(hk);
+		}
+	}
+	json_decref(list);
+}
+
+int
 sign_init(struct api *a, struct hsm *h, store_sign_fn sign, void *ctx,
     char *err, size_t errlen)
 {
@@ -246,6 +330,8 @@ sign_init(struct api *a, struct hsm *h, store_sign_fn sign, void *ctx,
 			break;
 	}
 	json_decref(j);
+	if (rc == KT_OK)
+		sign_load_registered(a, h);
 	return rc;
 }
 
@@ -605,6 +691,7 @@ sign_post(struct http_req *r, void *arg)
 	pr.key = sk->label;
 	pr.alg = op->alg;
 	pr.key_state = k->active ? POLICY_KEY_ACTIVE : POLICY_KEY_REVOKED;
+	pr.cert_not_after = k->cert_not_after;
 	pr.artifact = artname;
 	pr.now = now;
 	/* KT_OK only for ALLOW; KT_EPOLICY carries the verdict otherwise. */
@@ -837,6 +924,7 @@ sign_approve(struct api *a, struct http_req *r,
 		pr.alg = alg;
 		pr.key_state =
 		    k->active ? POLICY_KEY_ACTIVE : POLICY_KEY_REVOKED;
+		pr.cert_not_after = k->cert_not_after;
 		pr.artifact = json_string_value(json_object_get(art, "name"));
 		pr.now = api_now(a);
 		if (policy_check_sign(a->policy, &pr, &d) == KT_EINVAL ||

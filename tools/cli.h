@@ -11,6 +11,7 @@
 int bench_merkle(int argc, char **argv);
 int bench_append(int argc, char **argv);
 int bench_sign(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
 int cmd_mirror(int argc, char **argv);
 
 /* Reads a token or PIN file: first line, at most cap-1 bytes. */

@@ -15,6 +15,12 @@ usage(FILE *f)
 	    "usage: keytrail <command> [options]\n"
 	    "\n"
 	    "commands:\n"
+	    "  keys list|show|create|import-cert|revoke|csr [options]\n"
+	    "        the signing keys: list them, show one, make one in the "
+	    "HSM,\n"
+	    "        attach a certificate, revoke one, or get a CSR signed "
+	    "in\n"
+	    "        the HSM; every change is logged (keytrail keys --help)\n"
 	    "  mirror --url URL --out DIR [--vkey VKEY]\n"
 	    "        copy a log's checkpoint, tiles and entry bundles into "
 	    "DIR,\n"
@@ -58,6 +64,8 @@ main(int argc, char **argv)
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
+	if (strcmp(argv[1], "keys") == 0)
+		return cmd_keys(argc - 1, argv + 1);
 	if (strcmp(argv[1], "mirror") == 0)
 		return cmd_mirror(argc - 1, argv + 1);
 	if (strcmp(argv[1], "bench") == 0 && argc >= 3) {
