@@ -10,6 +10,9 @@
  * entries' own bytes, and the process's resident memory.
  *
  *   keytrail-bench-store DIR [N] [BATCH]     (defaults 1000000, 1024)
+ *   keytrail-bench-store DIR 0               proof latency of an existing
+ *                                            store: a cold pass, then the
+ *                                            same proofs again (warm)
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -138,7 +141,7 @@ main(int argc, char **argv)
 	double t_win;
 	size_t mi = 0;
 
-	if (argc < 2 || batch == 0 || batch > STORE_BATCH_MAX || n == 0) {
+	if (argc < 2 || batch == 0 || batch > STORE_BATCH_MAX) {
 		fprintf(
 		    stderr, "usage: keytrail-bench-store DIR [N] [BATCH]\n");
 		return 2;
@@ -165,6 +168,26 @@ main(int argc, char **argv)
 		return 1;
 	}
 	snprintf(logdir, sizeof(logdir), "%s/log", argv[1]);
+	if (n == 0) {
+		struct store_rd *rd;
+		uint64_t size = 0;
+		double c50, c99, w50, w99;
+
+		if (store_rd_begin(st, &rd) == KT_OK) {
+			size = store_rd_size(rd);
+			store_rd_end(rd);
+		}
+		if (size == 0)
+			return 1;
+		proof_latency(st, size, 7, &c50, &c99);
+		proof_latency(st, size, 7, &w50, &w99);
+		printf("%llu entries: proofs cold p50 %.1fus p99 %.1fus, warm "
+		       "p50 %.1fus p99 %.1fus; disk %.0f B/entry\n",
+		    (unsigned long long)size, c50 * 1e6, c99 * 1e6, w50 * 1e6,
+		    w99 * 1e6, (double)dir_bytes(logdir) / (double)size);
+		store_close(st);
+		return 0;
+	}
 	items = calloc(batch, sizeof(*items));
 	ent = calloc(batch, sizeof(*ent));
 	digests = calloc(batch, sizeof(*digests));
@@ -231,7 +254,7 @@ main(int argc, char **argv)
 			    (double)(done - win_start) / (now() - t_win);
 			double p50, p99;
 
-			proof_latency(st, done, &p50, &p99);
+			proof_latency(st, done, done, &p50, &p99);
 			printf("%12llu %12.0f %8.1fus %8.1fus %12.0f %8ldKiB"
 			       "   (entries avg %.0f B)\n",
 			    (unsigned long long)done, rate, p50 * 1e6,
