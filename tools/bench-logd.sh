@@ -12,13 +12,15 @@
 #             files (mirrored and verified by keytrail mirror) from nginx;
 #             and wrk on inclusion proofs, next to the same nginx figure.
 #
-#   tools/bench-logd.sh [N] [SECONDS]     defaults: 20000 entries, 10 s
+#   tools/bench-logd.sh [N] [SECONDS] [CONNS]
+#             defaults: 20000 entries, 10 s, 64 client connections
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 build="$top/build"
 n=${1:-20000}
 secs=${2:-10}
+conns=${3:-64}
 tmp=$(mktemp -d /tmp/kt-bench-XXXXXX)
 logd_pid= nginx_pid=
 
@@ -61,12 +63,12 @@ done
 
 echo "== appends"
 "$build/tools/keytrail" bench append --url "http://127.0.0.1:$p1" \
-    --data "$tmp/data" -n "$n" -c 64
+    --data "$tmp/data" -n "$n" -c "$conns"
 
 echo "== signatures (POST /v1/sign, key default) and the raw HSM rate"
 "$build/tools/keytrail-bench-hsm" "$tmp/data" default 3 2 | tee "$tmp/hsm.txt"
 "$build/tools/keytrail" bench sign --url "http://127.0.0.1:$p1" \
-    --data "$tmp/data" -n "$n" -c 64 | tee "$tmp/sign.txt"
+    --data "$tmp/data" -n "$n" -c "$conns" | tee "$tmp/sign.txt"
 raw=$(awk '/raw C_Sign/ { print $3 }' "$tmp/hsm.txt")
 sig=$(awk '/signatures  / { print $2 }' "$tmp/sign.txt")
 awk -v r="$raw" -v s="$sig" 'BEGIN {
