@@ -434,3 +434,27 @@ e2e_run(char *const argv[])
 		return -1;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+void
+e2e_trust_get(struct e2e *e, struct e2e_trust *tr)
+{
+	struct e2e_resp r;
+	json_t *j;
+	const char *vk, *origin;
+
+	e2e_http(e, "GET", "/v1/log", NULL, NULL, 0, &r);
+	assert_int_equal(r.status, 200);
+	j = e2e_json(&r);
+	vk = json_string_value(json_object_get(j, "vkey"));
+	origin = json_string_value(json_object_get(j, "origin"));
+	assert_non_null(vk);
+	assert_non_null(origin);
+	assert_int_equal(kt_note_vkey_parse(vk, strlen(vk), &tr->vkey), KT_OK);
+	snprintf(tr->origin, sizeof(tr->origin), "%s", origin);
+	memset(&tr->t, 0, sizeof(tr->t));
+	tr->t.log = &tr->vkey;
+	tr->t.origin.p = (const uint8_t *)tr->origin;
+	tr->t.origin.len = strlen(tr->origin);
+	json_decref(j);
+	e2e_resp_free(&r);
+}

@@ -16,7 +16,9 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "keytrail/checkpoint.h"
 #include "keytrail/common.h"
+#include "keytrail/note.h"
 
 struct e2e {
 	char dir[256];	/* temp dir holding data/ and logd.log */
@@ -79,6 +81,18 @@ struct e2e_call {
  */
 void e2e_post_many(
     struct e2e *e, struct e2e_call *calls, size_t n, size_t nconn);
+
+/*
+ * The log's trust as a client pins it on first use: the verifier key and
+ * origin from GET /v1/log, ready for kt_checkpoint_open and
+ * kt_tlogproof_verify (t points into the struct: do not copy it).
+ */
+struct e2e_trust {
+	struct kt_note_vkey vkey;
+	char origin[256];
+	struct kt_checkpoint_trust t;
+};
+void e2e_trust_get(struct e2e *e, struct e2e_trust *tr);
 
 /* Runs a shell-free command (argv) and returns its exit status. */
 int e2e_run(char *const argv[]);

@@ -145,40 +145,9 @@ tu_read_file_e2e(const char *path, size_t *len)
 	return p;
 }
 
-/* The log's trust: vkey from /v1/log (pinned by the test at first use). */
-struct trust {
-	struct kt_note_vkey vkey;
-	char origin[256];
-	struct kt_checkpoint_trust t;
-};
-
-static void
-trust_get(struct e2e *e, struct trust *tr)
-{
-	struct e2e_resp r;
-	json_t *j;
-	const char *vk, *origin;
-
-	e2e_http(e, "GET", "/v1/log", NULL, NULL, 0, &r);
-	assert_int_equal(r.status, 200);
-	j = e2e_json(&r);
-	vk = json_string_value(json_object_get(j, "vkey"));
-	origin = json_string_value(json_object_get(j, "origin"));
-	assert_non_null(vk);
-	assert_non_null(origin);
-	assert_int_equal(kt_note_vkey_parse(vk, strlen(vk), &tr->vkey), KT_OK);
-	snprintf(tr->origin, sizeof(tr->origin), "%s", origin);
-	memset(&tr->t, 0, sizeof(tr->t));
-	tr->t.log = &tr->vkey;
-	tr->t.origin.p = (const uint8_t *)tr->origin;
-	tr->t.origin.len = strlen(tr->origin);
-	json_decref(j);
-	e2e_resp_free(&r);
-}
-
 /* Fetches and opens /checkpoint. */
 static void
-checkpoint_get(struct e2e *e, const struct trust *tr, uint64_t *size,
+checkpoint_get(struct e2e *e, const struct e2e_trust *tr, uint64_t *size,
     struct kt_hash *root, struct kt_buf *note)
 {
 	struct e2e_resp r;
@@ -228,7 +197,7 @@ static void
 test_setup_reuse_and_files(void **state)
 {
 	struct e2e e;
-	struct trust t1, t2;
+	struct e2e_trust t1, t2;
 	struct stat st;
 	char path[400];
 	const char *secret[] = { "hsm/pin", "tokens/admin", "tokens/ci",
@@ -245,7 +214,7 @@ test_setup_reuse_and_files(void **state)
 		if ((st.st_mode & 077) != 0)
 			fail_msg("%s is readable by others", secret[i]);
 	}
-	trust_get(&e, &t1);
+	e2e_trust_get(&e, &t1);
 	checkpoint_get(&e, &t1, &s1, &r1, NULL);
 	/*
 	 * The first entries: the policy in force, then the creation of the
@@ -268,7 +237,7 @@ test_setup_reuse_and_files(void **state)
 	e2e_stop(&e, SIGTERM);
 	/* A second start reuses the token, the key and the origin. */
 	e2e_start(&e);
-	trust_get(&e, &t2);
+	e2e_trust_get(&e, &t2);
 	assert_string_equal(t1.origin, t2.origin);
 	assert_memory_equal(t1.vkey.pub, t2.vkey.pub, 32);
 	checkpoint_get(&e, &t2, &s2, &r2, NULL);
@@ -335,7 +304,7 @@ test_append_verify_restart(void **state)
 		NCONN = 32
 	};
 	struct e2e e;
-	struct trust tr;
+	struct e2e_trust tr;
 	struct signer s;
 	struct e2e_call *calls = calloc(N, sizeof(*calls));
 	struct seen *seen = calloc(N, sizeof(*seen));
@@ -353,7 +322,7 @@ test_append_verify_restart(void **state)
 	assert_non_null(index);
 	e2e_init(&e);
 	e2e_start(&e);
-	trust_get(&e, &tr);
+	e2e_trust_get(&e, &tr);
 	signer_new(&s);
 	import_key(&e, &s, "e2e");
 	e2e_token(&e, "ci", tok, sizeof(tok));
@@ -572,7 +541,7 @@ test_bad_requests(void **state)
 {
 	static char big[70 * 1024], longname[400], hugehdr[12000];
 	struct e2e e;
-	struct trust tr;
+	struct e2e_trust tr;
 	struct signer s, s2, weak;
 	char *good, *other, *revoked_body, unknown[600], badsig[1200];
 	char revoke[300], dupimport[600], weakimport[600], tokbuf[128];
@@ -584,7 +553,7 @@ test_bad_requests(void **state)
 	(void)state;
 	e2e_init(&e);
 	e2e_start(&e);
-	trust_get(&e, &tr);
+	e2e_trust_get(&e, &tr);
 	signer_new(&s);
 	signer_new(&s2);
 	import_key(&e, &s, "good");
@@ -872,8 +841,8 @@ struct ack {
  * answer to fd.
  */
 static void
-crash_load(struct e2e *parent, const struct trust *tr, const struct signer *s,
-    int round, int fd)
+crash_load(struct e2e *parent, const struct e2e_trust *tr,
+    const struct signer *s, int round, int fd)
 {
 	enum {
 		WAVE = 64,
@@ -941,7 +910,7 @@ test_crash_safety(void **state)
 	const char *it = getenv("KT_CRASH_ROUNDS");
 	int rounds = it ? atoi(it) : 3;
 	struct e2e e;
-	struct trust tr;
+	struct e2e_trust tr;
 	struct signer s;
 	struct ack *acks = NULL;
 	size_t nacks = 0, cap = 0;
@@ -949,7 +918,7 @@ test_crash_safety(void **state)
 	(void)state;
 	e2e_init(&e);
 	e2e_start(&e);
-	trust_get(&e, &tr);
+	e2e_trust_get(&e, &tr);
 	signer_new(&s);
 	import_key(&e, &s, "crash");
 	srand((unsigned)getpid());
@@ -1081,7 +1050,7 @@ static void
 test_gzip_metrics_reload(void **state)
 {
 	struct e2e e;
-	struct trust tr;
+	struct e2e_trust tr;
 	struct signer s;
 	struct e2e_resp plain, gz, r;
 	struct kt_buf un;
@@ -1093,7 +1062,7 @@ test_gzip_metrics_reload(void **state)
 	(void)state;
 	e2e_init(&e);
 	e2e_start(&e);
-	trust_get(&e, &tr);
+	e2e_trust_get(&e, &tr);
 	signer_new(&s);
 	import_key(&e, &s, "gz");
 	e2e_token(&e, "ci", tok, sizeof(tok));
@@ -1253,7 +1222,7 @@ test_storage_full(void **state)
 		WAVE = 200
 	};
 	struct e2e e;
-	struct trust tr;
+	struct e2e_trust tr;
 	struct signer s;
 	struct e2e_call calls[WAVE];
 	char tok[128], seed[64], name[300];
@@ -1268,7 +1237,7 @@ test_storage_full(void **state)
 	/* A 1 MiB map fills after a few thousand entries. */
 	set_map_size(&e, 1);
 	e2e_start(&e);
-	trust_get(&e, &tr);
+	e2e_trust_get(&e, &tr);
 	signer_new(&s);
 	import_key(&e, &s, "full");
 	e2e_token(&e, "ci", tok, sizeof(tok));

@@ -460,13 +460,6 @@ static const struct sign_case cases_full[] = {
 
 /* ---- helpers ------------------------------------------------------------- */
 
-/* The log's trust: vkey from /v1/log (pinned by the test at first use). */
-struct trust {
-	struct kt_note_vkey vkey;
-	char origin[256];
-	struct kt_checkpoint_trust t;
-};
-
 struct signkey {
 	const char *label;
 	char id[65];
@@ -487,7 +480,7 @@ struct slot {
 
 struct ctx {
 	struct e2e e;
-	struct trust tr;
+	struct e2e_trust tr;
 	json_t *principals;  /* development principals and the extras */
 	char policy_sha[65]; /* the policy in force */
 	struct signkey keys[2];
@@ -538,33 +531,9 @@ sha256_hex(const void *p, size_t len, char out[65])
 	kt_hex_encode(h, 32, out);
 }
 
-static void
-trust_get(struct e2e *e, struct trust *tr)
-{
-	struct e2e_resp r;
-	json_t *j;
-	const char *vk, *origin;
-
-	e2e_http(e, "GET", "/v1/log", NULL, NULL, 0, &r);
-	assert_int_equal(r.status, 200);
-	j = e2e_json(&r);
-	vk = json_string_value(json_object_get(j, "vkey"));
-	origin = json_string_value(json_object_get(j, "origin"));
-	assert_non_null(vk);
-	assert_non_null(origin);
-	assert_int_equal(kt_note_vkey_parse(vk, strlen(vk), &tr->vkey), KT_OK);
-	snprintf(tr->origin, sizeof(tr->origin), "%s", origin);
-	memset(&tr->t, 0, sizeof(tr->t));
-	tr->t.log = &tr->vkey;
-	tr->t.origin.p = (const uint8_t *)tr->origin;
-	tr->t.origin.len = strlen(tr->origin);
-	json_decref(j);
-	e2e_resp_free(&r);
-}
-
 /* The tree size of the latest checkpoint, opened with the log's key. */
 static uint64_t
-checkpoint_size(struct e2e *e, const struct trust *tr)
+checkpoint_size(struct e2e *e, const struct e2e_trust *tr)
 {
 	struct e2e_resp r;
 	struct kt_checkpoint cp;
@@ -1285,7 +1254,7 @@ ctx_start(struct ctx *c, int clock)
 		assert_int_equal(setenv("KEYTRAIL_TEST_CLOCK", c->clock, 1), 0);
 	}
 	e2e_start(&c->e);
-	trust_get(&c->e, &c->tr);
+	e2e_trust_get(&c->e, &c->tr);
 	keys_get(c);
 	principals_load(c);
 	assert_int_equal(checkpoint_size(&c->e, &c->tr), SETUP_ENTRIES);
