@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,6 +18,9 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <openssl/sha.h>
+
+#include "keytrail/encoding.h"
 
 /* Every request must finish within this many seconds. */
 #define E2E_TIMEOUT 60
@@ -457,4 +461,56 @@ e2e_trust_get(struct e2e *e, struct e2e_trust *tr)
 	tr->t.origin.len = strlen(tr->origin);
 	json_decref(j);
 	e2e_resp_free(&r);
+}
+
+uint8_t *
+e2e_file_read(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *p = malloc(1 << 20);
+	size_t n;
+
+	if (f == NULL)
+		fail_msg("cannot open %s", path);
+	assert_non_null(p);
+	n = fread(p, 1, (1 << 20) - 1, f);
+	fclose(f);
+	p[n] = 0;
+	if (len != NULL)
+		*len = n;
+	return p;
+}
+
+void
+e2e_file_write(const char *path, const void *p, size_t len)
+{
+	char tmp[512];
+	FILE *f;
+
+	/* Renamed into place: the daemon never reads half a file. */
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	assert_non_null(f = fopen(tmp, "wb"));
+	assert_int_equal(fwrite(p, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(tmp, 0600), 0);
+	assert_int_equal(rename(tmp, path), 0);
+}
+
+void
+e2e_sha256_hex(const void *p, size_t len, char out[65])
+{
+	uint8_t h[32];
+
+	SHA256(p, len, h);
+	kt_hex_encode(h, 32, out);
+}
+
+const char *
+e2e_jstr(const json_t *j, const char *key)
+{
+	const char *s = json_string_value(json_object_get(j, key));
+
+	if (s == NULL)
+		fail_msg("answer has no string \"%s\"", key);
+	return s;
 }

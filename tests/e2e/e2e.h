@@ -94,6 +94,15 @@ struct e2e_trust {
 };
 void e2e_trust_get(struct e2e *e, struct e2e_trust *tr);
 
+/* Reads a file whole (at most 1 MiB), NUL-terminated; caller frees. */
+uint8_t *e2e_file_read(const char *path, size_t *len);
+/* Writes a file (mode 0600), renamed into place so no reader sees half. */
+void e2e_file_write(const char *path, const void *p, size_t len);
+/* Lowercase hex SHA-256 of p[0..len). */
+void e2e_sha256_hex(const void *p, size_t len, char out[65]);
+/* A JSON object's string field; fails the test when absent. */
+const char *e2e_jstr(const json_t *j, const char *key);
+
 /* Runs a shell-free command (argv) and returns its exit status. */
 int e2e_run(char *const argv[]);
 

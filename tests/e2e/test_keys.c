@@ -76,55 +76,6 @@ struct ctx {
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static const char *
-jstr(const json_t *j, const char *key)
-{
-	const char *s = json_string_value(json_object_get(j, key));
-
-	if (s == NULL)
-		fail_msg("no string \"%s\"", key);
-	return s;
-}
-
-static void
-file_write(const char *path, const void *p, size_t len)
-{
-	char tmp[512];
-	FILE *f;
-
-	/* Renamed into place: the daemon never reads half a file. */
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	assert_non_null(f = fopen(tmp, "wb"));
-	assert_int_equal(fwrite(p, 1, len, f), len);
-	assert_int_equal(fclose(f), 0);
-	assert_int_equal(chmod(tmp, 0600), 0);
-	assert_int_equal(rename(tmp, path), 0);
-}
-
-static char *
-file_read(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	char *p = malloc(1 << 20);
-	size_t n;
-
-	assert_non_null(f);
-	assert_non_null(p);
-	n = fread(p, 1, (1 << 20) - 1, f);
-	fclose(f);
-	p[n] = 0;
-	return p;
-}
-
-static void
-sha256_hex(const void *p, size_t len, char out[65])
-{
-	uint8_t h[32];
-
-	SHA256(p, len, h);
-	kt_hex_encode(h, 32, out);
-}
-
 /* The tree size of the latest checkpoint, opened with the log's key. */
 static uint64_t
 tree_size(struct ctx *c)
@@ -188,8 +139,8 @@ expect_error(struct ctx *c, const char *path, const char *token,
 		    status, (int)r.body.len, (const char *)r.body.p);
 	j = e2e_json(&r);
 	if (error != NULL)
-		assert_string_equal(jstr(j, "error"), error);
-	assert_true(strlen(jstr(j, "detail")) > 0);
+		assert_string_equal(e2e_jstr(j, "error"), error);
+	assert_true(strlen(e2e_jstr(j, "detail")) > 0);
 	json_decref(j);
 	e2e_resp_free(&r);
 	assert_int_equal(tree_size(c), before);
@@ -202,14 +153,14 @@ expect_error(struct ctx *c, const char *path, const char *token,
 static json_t *
 logged_entry(struct ctx *c, const json_t *j, const char *keyid)
 {
-	const char *proof = jstr(j, "proof");
+	const char *proof = e2e_jstr(j, "proof");
 	struct kt_tlogproof_result res;
 	struct kt_buf entry;
 	struct kt_hash leaf;
 	char hex[65];
 	json_t *e = NULL;
 
-	assert_string_equal(jstr(j, "key"), keyid);
+	assert_string_equal(e2e_jstr(j, "key"), keyid);
 	kt_buf_init(&entry, KT_ENTRY_MAX);
 	assert_int_equal(kt_tlogproof_verify((const uint8_t *)proof,
 			     strlen(proof), &c->trust, NULL, &entry, &res),
@@ -219,11 +170,11 @@ logged_entry(struct ctx *c, const json_t *j, const char *keyid)
 	assert_true(res.checkpoint.size > res.index);
 	kt_leaf_hash(entry.p, entry.len, &leaf);
 	kt_hex_encode(leaf.b, 32, hex);
-	assert_string_equal(jstr(j, "leaf_hash"), hex);
+	assert_string_equal(e2e_jstr(j, "leaf_hash"), hex);
 	assert_int_equal(kt_entry_parse(entry.p, entry.len, &e), KT_OK);
-	assert_string_equal(jstr(e, "kind"), "key");
-	assert_string_equal(jstr(e, "key"), keyid);
-	assert_string_equal(jstr(e, "principal"), "admin");
+	assert_string_equal(e2e_jstr(e, "kind"), "key");
+	assert_string_equal(e2e_jstr(e, "key"), keyid);
+	assert_string_equal(e2e_jstr(e, "principal"), "admin");
 	kt_buf_free(&entry);
 	return e;
 }
@@ -241,7 +192,7 @@ registry_get(struct ctx *c, const char *keyid)
 	j = e2e_json(&r);
 	json_array_foreach(json_object_get(j, "keys"), i, v)
 	{
-		if (strcmp(jstr(v, "key"), keyid) == 0)
+		if (strcmp(e2e_jstr(v, "key"), keyid) == 0)
 			hit = json_incref(v);
 	}
 	json_decref(j);
@@ -264,36 +215,36 @@ key_create(struct ctx *c, int k)
 	    json_pack("{s:s, s:s, s:s}", "action", "create", "label",
 		key_specs[k].label, "alg", key_specs[k].alg),
 	    200);
-	snprintf(key->id, sizeof(key->id), "%s", jstr(j, "key"));
+	snprintf(key->id, sizeof(key->id), "%s", e2e_jstr(j, "key"));
 	assert_int_equal(strlen(key->id), 64);
 	assert_int_equal(json_integer_value(json_object_get(j, "index")),
 	    (json_int_t)before);
 	e = logged_entry(c, j, key->id);
-	assert_string_equal(jstr(e, "action"), "create");
-	assert_string_equal(jstr(e, "alg"), key_specs[k].alg);
-	assert_string_equal(jstr(e, "label"), key_specs[k].label);
+	assert_string_equal(e2e_jstr(e, "action"), "create");
+	assert_string_equal(e2e_jstr(e, "alg"), key_specs[k].alg);
+	assert_string_equal(e2e_jstr(e, "label"), key_specs[k].label);
 	/* The private key was made inside the token and never left it. */
 	attrs = json_object_get(e, "attrs");
-	assert_string_equal(jstr(attrs, "sensitive"), "true");
-	assert_string_equal(jstr(attrs, "never_extractable"), "true");
-	assert_string_equal(jstr(attrs, "always_sensitive"), "true");
-	assert_string_equal(jstr(attrs, "local"), "true");
+	assert_string_equal(e2e_jstr(attrs, "sensitive"), "true");
+	assert_string_equal(e2e_jstr(attrs, "never_extractable"), "true");
+	assert_string_equal(e2e_jstr(attrs, "always_sensitive"), "true");
+	assert_string_equal(e2e_jstr(attrs, "local"), "true");
 	/* The key ID is the SHA-256 of the DER SPKI logged. */
-	spki = jstr(e, "spki");
+	spki = e2e_jstr(e, "spki");
 	assert_int_equal(kt_b64_decode(spki, strlen(spki), key->spki,
 			     sizeof(key->spki), &key->spkilen),
 	    KT_OK);
-	sha256_hex(key->spki, key->spkilen, want);
+	e2e_sha256_hex(key->spki, key->spkilen, want);
 	assert_string_equal(key->id, want);
 	p = key->spki;
 	assert_non_null(key->pk = d2i_PUBKEY(NULL, &p, (long)key->spkilen));
 	/* One entry, and the registry has the key. */
 	assert_int_equal(tree_size(c), before + 1);
 	assert_non_null(rec = registry_get(c, key->id));
-	assert_string_equal(jstr(rec, "state"), "active");
-	assert_string_equal(jstr(rec, "alg"), key_specs[k].alg);
-	assert_string_equal(jstr(rec, "label"), key_specs[k].label);
-	assert_string_equal(jstr(rec, "spki"), spki);
+	assert_string_equal(e2e_jstr(rec, "state"), "active");
+	assert_string_equal(e2e_jstr(rec, "alg"), key_specs[k].alg);
+	assert_string_equal(e2e_jstr(rec, "label"), key_specs[k].label);
+	assert_string_equal(e2e_jstr(rec, "spki"), spki);
 	assert_true(json_is_true(json_object_get(rec, "hsm")));
 	json_decref(rec);
 	json_decref(e);
@@ -314,7 +265,7 @@ policy_extend(struct ctx *c)
 	int ok = 0;
 
 	snprintf(path, sizeof(path), "%s/policy.json", c->e.data);
-	old = file_read(path);
+	old = (char *)e2e_file_read(path, NULL);
 	assert_non_null(doc = json_loads(old, 0, NULL));
 	free(old);
 	keys = json_object_get(doc, "keys");
@@ -323,8 +274,8 @@ policy_extend(struct ctx *c)
 		    json_pack("{s:[s]}", "requesters", "ci"));
 	assert_non_null(s = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS));
 	json_decref(doc);
-	file_write(path, s, strlen(s));
-	sha256_hex(s, strlen(s), sha);
+	e2e_file_write(path, s, strlen(s));
+	e2e_sha256_hex(s, strlen(s), sha);
 	free(s);
 	assert_int_equal(kill(c->e.pid, SIGHUP), 0);
 	snprintf(url, sizeof(url), "/v1/policy/%s", sha);
@@ -369,15 +320,15 @@ sign_with(struct ctx *c, int k, int status, const char *error)
 	j = e2e_json(&r);
 	e2e_resp_free(&r);
 	if (status != 200) {
-		assert_string_equal(jstr(j, "error"), error);
+		assert_string_equal(e2e_jstr(j, "error"), error);
 		json_decref(j);
 		return;
 	}
-	assert_string_equal(jstr(j, "key"), key->id);
-	assert_string_equal(jstr(j, "alg"), key_specs[k].alg);
+	assert_string_equal(e2e_jstr(j, "key"), key->id);
+	assert_string_equal(e2e_jstr(j, "alg"), key_specs[k].alg);
 	assert_int_equal(
-	    kt_b64_decode(jstr(j, "signature"), strlen(jstr(j, "signature")),
-		sig, sizeof(sig), &siglen),
+	    kt_b64_decode(e2e_jstr(j, "signature"),
+		strlen(e2e_jstr(j, "signature")), sig, sizeof(sig), &siglen),
 	    KT_OK);
 	if (EVP_PKEY_get_base_id(key->pk) == EVP_PKEY_ED25519) {
 		EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -435,8 +386,8 @@ csr_get(struct ctx *c, int k, const char *subject)
 
 	snprintf(path, sizeof(path), "/v1/keys/%s/csr", key->id);
 	j = post_json(c, path, json_pack("{s:s}", "subject", subject), 200);
-	assert_string_equal(jstr(j, "key"), key->id);
-	pem = jstr(j, "csr");
+	assert_string_equal(e2e_jstr(j, "key"), key->id);
+	pem = e2e_jstr(j, "csr");
 	assert_non_null(strstr(pem, "-----BEGIN CERTIFICATE REQUEST-----"));
 	assert_non_null(b = BIO_new_mem_buf(pem, (int)strlen(pem)));
 	assert_non_null(req = PEM_read_bio_X509_REQ(b, NULL, NULL, NULL));
@@ -530,20 +481,20 @@ cert_attach(struct ctx *c, int k, const char *b64, const char *subject)
 		key->id, "cert", b64),
 	    200);
 	e = logged_entry(c, j, key->id);
-	assert_string_equal(jstr(e, "action"), "certificate");
-	assert_string_equal(jstr(e, "cert"), b64);
-	assert_string_equal(jstr(e, "alg"), key_specs[k].alg);
-	assert_string_equal(jstr(e, "label"), key_specs[k].label);
+	assert_string_equal(e2e_jstr(e, "action"), "certificate");
+	assert_string_equal(e2e_jstr(e, "cert"), b64);
+	assert_string_equal(e2e_jstr(e, "alg"), key_specs[k].alg);
+	assert_string_equal(e2e_jstr(e, "label"), key_specs[k].label);
 	json_decref(e);
 	json_decref(j);
 	assert_non_null(rec = registry_get(c, key->id));
-	assert_string_equal(jstr(rec, "cert"), b64);
-	assert_string_equal(jstr(rec, "subject"), subject);
+	assert_string_equal(e2e_jstr(rec, "cert"), b64);
+	assert_string_equal(e2e_jstr(rec, "subject"), subject);
 	assert_true(json_is_integer(json_object_get(rec, "not_before")));
 	assert_true(json_is_integer(json_object_get(rec, "not_after")));
 	assert_true(json_integer_value(json_object_get(rec, "not_after")) >
 	    json_integer_value(json_object_get(rec, "not_before")));
-	assert_string_equal(jstr(rec, "state"), "active");
+	assert_string_equal(e2e_jstr(rec, "state"), "active");
 	json_decref(rec);
 }
 
@@ -587,8 +538,8 @@ cli(struct ctx *c, char **out, char **err, const char *const *args)
 		_exit(127);
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
-	*out = file_read(opath);
-	*err = file_read(epath);
+	*out = (char *)e2e_file_read(opath, NULL);
+	*err = (char *)e2e_file_read(epath, NULL);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
@@ -634,8 +585,8 @@ ctx_setup(void **state)
 	e2e_http(&c->e, "GET", "/v1/log", NULL, NULL, 0, &r);
 	assert_int_equal(r.status, 200);
 	j = e2e_json(&r);
-	vk = jstr(j, "vkey");
-	origin = jstr(j, "origin");
+	vk = e2e_jstr(j, "vkey");
+	origin = e2e_jstr(j, "origin");
 	assert_int_equal(kt_note_vkey_parse(vk, strlen(vk), &c->vkey), KT_OK);
 	snprintf(c->origin, sizeof(c->origin), "%s", origin);
 	c->trust.log = &c->vkey;
@@ -826,10 +777,10 @@ test_keys_cli(void **state)
 		free(err);
 	}
 	assert_non_null(rec = registry_get(c, c->keys[K_CLI].id));
-	assert_string_equal(jstr(rec, "label"), "cli-key");
-	assert_string_equal(jstr(rec, "alg"), "ed25519");
+	assert_string_equal(e2e_jstr(rec, "label"), "cli-key");
+	assert_string_equal(e2e_jstr(rec, "alg"), "ed25519");
 	{
-		const char *spki = jstr(rec, "spki");
+		const char *spki = e2e_jstr(rec, "spki");
 		const uint8_t *p = c->keys[K_CLI].spki;
 
 		assert_int_equal(
@@ -847,9 +798,9 @@ test_keys_cli(void **state)
 
 		assert_int_equal(cli(c, &out, &err, args), 0);
 		assert_non_null(j = json_loads(out, 0, NULL));
-		assert_string_equal(jstr(j, "key"), c->keys[K_CLI].id);
-		assert_string_equal(jstr(j, "label"), "cli-key");
-		assert_string_equal(jstr(j, "state"), "active");
+		assert_string_equal(e2e_jstr(j, "key"), c->keys[K_CLI].id);
+		assert_string_equal(e2e_jstr(j, "label"), "cli-key");
+		assert_string_equal(e2e_jstr(j, "state"), "active");
 		json_decref(j);
 		free(out);
 		free(err);
@@ -880,8 +831,8 @@ test_keys_cli(void **state)
 		free(out);
 		free(err);
 		assert_non_null(rec = registry_get(c, c->keys[K_P256].id));
-		assert_string_equal(jstr(rec, "cert"), b64);
-		assert_string_equal(jstr(rec, "subject"), "CN=renewed");
+		assert_string_equal(e2e_jstr(rec, "cert"), b64);
+		assert_string_equal(e2e_jstr(rec, "subject"), "CN=renewed");
 		json_decref(rec);
 		X509_free(x);
 		OPENSSL_free(der);
@@ -915,8 +866,8 @@ test_keys_cli(void **state)
 		free(err);
 	}
 	assert_non_null(rec = registry_get(c, c->keys[K_CLI].id));
-	assert_string_equal(jstr(rec, "state"), "revoked");
-	assert_string_equal(jstr(rec, "reason"), "rotated out");
+	assert_string_equal(e2e_jstr(rec, "state"), "revoked");
+	assert_string_equal(e2e_jstr(rec, "reason"), "rotated out");
 	json_decref(rec);
 	sign_with(c, K_CLI, 403, "key_revoked");
 

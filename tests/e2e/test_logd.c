@@ -129,22 +129,6 @@ import_key_expect(
 	e2e_resp_free(&r);
 }
 
-static uint8_t *
-tu_read_file_e2e(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	uint8_t *p = malloc(1 << 20);
-	size_t n;
-
-	assert_non_null(f);
-	assert_non_null(p);
-	n = fread(p, 1, (1 << 20) - 1, f);
-	fclose(f);
-	p[n] = 0;
-	*len = n;
-	return p;
-}
-
 /* Fetches and opens /checkpoint. */
 static void
 checkpoint_get(struct e2e *e, const struct e2e_trust *tr, uint64_t *size,
@@ -1112,7 +1096,7 @@ test_gzip_metrics_reload(void **state)
 	snprintf(path, sizeof(path), "%s/policy.json", e.data);
 	{
 		size_t len;
-		uint8_t *old = tu_read_file_e2e(path, &len);
+		uint8_t *old = e2e_file_read(path, &len);
 		json_t *doc = json_loadb((const char *)old, len, 0, NULL);
 		char logged[200];
 		struct kt_hash dh;
@@ -1164,7 +1148,7 @@ test_gzip_metrics_reload(void **state)
 			e2e_resp_free(&r);
 			free(b);
 		}
-		old = tu_read_file_e2e(path, &len);
+		old = e2e_file_read(path, &len);
 		SHA256(old, len, dh.b);
 		kt_hex_encode(dh.b, 32, dhex);
 		snprintf(logged, sizeof(logged), "/v1/policy/%s", dhex);
@@ -1204,7 +1188,7 @@ set_map_size(struct e2e *e, int mib)
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/keytrail.json", e->data);
-	doc = tu_read_file_e2e(path, &len);
+	doc = e2e_file_read(path, &len);
 	assert_non_null(j = json_loadb((const char *)doc, len, 0, NULL));
 	json_object_set_new(j, "map_size_mib", json_integer(mib));
 	assert_non_null(f = fopen(path, "w"));
@@ -1312,7 +1296,7 @@ set_limit(struct e2e *e, const char *name, int value)
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/keytrail.json", e->data);
-	doc = tu_read_file_e2e(path, &len);
+	doc = e2e_file_read(path, &len);
 	assert_non_null(j = json_loadb((const char *)doc, len, 0, NULL));
 	assert_non_null(lim = json_object_get(j, "limits"));
 	json_object_set_new(lim, name, json_integer(value));

@@ -491,46 +491,6 @@ struct ctx {
 	int inited;	  /* e2e_init() done: the teardown cleans up */
 };
 
-static uint8_t *
-file_read(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	uint8_t *p = malloc(1 << 20);
-	size_t n;
-
-	assert_non_null(f);
-	assert_non_null(p);
-	n = fread(p, 1, (1 << 20) - 1, f);
-	fclose(f);
-	p[n] = 0;
-	*len = n;
-	return p;
-}
-
-static void
-file_write(const char *path, const void *p, size_t len)
-{
-	char tmp[512];
-	FILE *f;
-
-	/* Renamed into place: the daemon never reads half a file. */
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	assert_non_null(f = fopen(tmp, "wb"));
-	assert_int_equal(fwrite(p, 1, len, f), len);
-	assert_int_equal(fclose(f), 0);
-	assert_int_equal(chmod(tmp, 0600), 0);
-	assert_int_equal(rename(tmp, path), 0);
-}
-
-static void
-sha256_hex(const void *p, size_t len, char out[65])
-{
-	uint8_t h[32];
-
-	SHA256(p, len, h);
-	kt_hex_encode(h, 32, out);
-}
-
 /* The tree size of the latest checkpoint, opened with the log's key. */
 static uint64_t
 checkpoint_size(struct e2e *e, const struct e2e_trust *tr)
@@ -584,7 +544,7 @@ keys_get(struct ctx *c)
 				sizeof(sk->spki), &sk->spkilen),
 			    KT_OK);
 			/* The key ID is the SHA-256 of the DER SPKI. */
-			sha256_hex(sk->spki, sk->spkilen, want);
+			e2e_sha256_hex(sk->spki, sk->spkilen, want);
 			assert_string_equal(id, want);
 			snprintf(sk->id, sizeof(sk->id), "%s", id);
 			p = sk->spki;
@@ -646,7 +606,7 @@ clock_set(struct ctx *c, int64_t offset)
 		assert_int_equal(offset, 0);
 		return;
 	}
-	file_write(c->clock, s, (size_t)n);
+	e2e_file_write(c->clock, s, (size_t)n);
 }
 
 static int64_t
@@ -706,16 +666,6 @@ names_check(const json_t *arr, const char *want, const char *what)
 		fail_msg("%s: got [%s], want [%s]", what, got, want);
 }
 
-static const char *
-jstr(const json_t *j, const char *key)
-{
-	const char *s = json_string_value(json_object_get(j, key));
-
-	if (s == NULL)
-		fail_msg("answer has no string \"%s\"", key);
-	return s;
-}
-
 /* ---- the policy ---------------------------------------------------------- */
 
 /* A policy fragment written with single quotes, parsed. */
@@ -747,8 +697,8 @@ principals_load(struct ctx *c)
 	json_t *j;
 
 	snprintf(path, sizeof(path), "%s/policy.json", c->e.data);
-	doc = file_read(path, &len);
-	sha256_hex(doc, len, c->policy_sha);
+	doc = e2e_file_read(path, &len);
+	e2e_sha256_hex(doc, len, c->policy_sha);
 	assert_non_null(j = json_loadb((const char *)doc, len, 0, NULL));
 	c->principals = json_incref(json_object_get(j, "principals"));
 	assert_non_null(c->principals);
@@ -759,13 +709,13 @@ principals_load(struct ctx *c)
 		json_t *roles = json_array();
 
 		/* A token of this test's making, stored as setup stores. */
-		sha256_hex(extra_principals[i].name,
+		e2e_sha256_hex(extra_principals[i].name,
 		    strlen(extra_principals[i].name), hash);
 		snprintf(tok, sizeof(tok), "kt_%s", hash);
 		snprintf(path, sizeof(path), "%s/tokens/%s", c->e.data,
 		    extra_principals[i].name);
-		file_write(path, tok, strlen(tok));
-		sha256_hex(tok, strlen(tok), hash);
+		e2e_file_write(path, tok, strlen(tok));
+		e2e_sha256_hex(tok, strlen(tok), hash);
 		for (size_t r = 0; r < 2 && extra_principals[i].roles[r]; r++)
 			json_array_append_new(
 			    roles, json_string(extra_principals[i].roles[r]));
@@ -784,7 +734,7 @@ daemon_log_count(const struct ctx *c, const char *s)
 	uint8_t *doc;
 
 	snprintf(path, sizeof(path), "%s/logd.log", c->e.dir);
-	doc = file_read(path, &len);
+	doc = e2e_file_read(path, &len);
 	for (const char *p = (const char *)doc; (p = strstr(p, s)) != NULL; p++)
 		n++;
 	free(doc);
@@ -812,8 +762,8 @@ policy_apply(struct ctx *c, const struct phase *ph)
 	assert_non_null(s = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS));
 	json_decref(doc);
 	snprintf(path, sizeof(path), "%s/policy.json", c->e.data);
-	file_write(path, s, strlen(s));
-	sha256_hex(s, strlen(s), sha);
+	e2e_file_write(path, s, strlen(s));
+	e2e_sha256_hex(s, strlen(s), sha);
 	assert_int_equal(kill(c->e.pid, SIGHUP), 0);
 	snprintf(url, sizeof(url), "/v1/policy/%s", sha);
 	for (int i = 0; i < 200 && !ok; i++) {
@@ -851,7 +801,7 @@ policy_break(struct ctx *c)
 	int ok = 0;
 
 	snprintf(path, sizeof(path), "%s/policy.json", c->e.data);
-	file_write(path, bad, strlen(bad));
+	e2e_file_write(path, bad, strlen(bad));
 	assert_int_equal(kill(c->e.pid, SIGHUP), 0);
 	for (int i = 0; i < 200 && !ok; i++) {
 		ok = daemon_log_count(c, line) > seen;
@@ -893,12 +843,12 @@ cli_verify(struct ctx *c, const struct signkey *sk, const uint8_t *sig,
 	assert_non_null(f = fopen(pem, "w"));
 	assert_int_equal(PEM_write_PUBKEY(f, sk->pk), 1);
 	assert_int_equal(fclose(f), 0);
-	file_write(sigf, sig, siglen);
+	e2e_file_write(sigf, sig, siglen);
 	assert_int_equal(e2e_run(argv), 0);
-	doc = file_read(file, &len);
+	doc = e2e_file_read(file, &len);
 	assert_true(len > 0);
 	doc[0] ^= 1;
-	file_write(bad, doc, len);
+	e2e_file_write(bad, doc, len);
 	free(doc);
 	argv[7] = bad;
 	assert_int_not_equal(e2e_run(argv), 0);
@@ -913,9 +863,9 @@ signed_check(struct ctx *c, const struct sign_case *sc, const json_t *j,
     const struct signing *s, uint64_t size_before)
 {
 	const struct signkey *sk = key_by_label(c, s->key);
-	const char *sigb64 = jstr(j, "signature");
-	const char *proof = jstr(j, "proof");
-	const char *request = jstr(j, "request");
+	const char *sigb64 = e2e_jstr(j, "signature");
+	const char *proof = e2e_jstr(j, "proof");
+	const char *request = e2e_jstr(j, "request");
 	uint8_t sig[256], dig[32];
 	size_t siglen;
 	json_t *idx = json_object_get(j, "index"), *ent = NULL, *art;
@@ -924,8 +874,8 @@ signed_check(struct ctx *c, const struct sign_case *sc, const json_t *j,
 	struct kt_tlogproof_result res;
 
 	assert_non_null(sk);
-	assert_string_equal(jstr(j, "key"), sk->id);
-	assert_string_equal(jstr(j, "alg"), "ecdsa-p256-sha256");
+	assert_string_equal(e2e_jstr(j, "key"), sk->id);
+	assert_string_equal(e2e_jstr(j, "alg"), "ecdsa-p256-sha256");
 	assert_true(json_is_integer(idx));
 	assert_int_equal((uint64_t)json_integer_value(idx), size_before);
 	assert_int_equal(strlen(request), 32);
@@ -958,21 +908,21 @@ signed_check(struct ctx *c, const struct sign_case *sc, const json_t *j,
 	assert_int_equal(res.index, size_before);
 	assert_true(res.checkpoint.size > res.index);
 	assert_int_equal(kt_entry_parse(entry.p, entry.len, &ent), KT_OK);
-	assert_string_equal(jstr(ent, "kind"), "signature");
-	assert_string_equal(jstr(ent, "key"), sk->id);
-	assert_string_equal(jstr(ent, "alg"), "ecdsa-p256-sha256");
-	assert_string_equal(jstr(ent, "digest"), s->digest);
-	assert_string_equal(jstr(ent, "sig"), sigb64);
-	assert_string_equal(jstr(ent, "principal"), s->requester);
-	assert_string_equal(jstr(ent, "policy"), c->policy_sha);
-	assert_string_equal(jstr(ent, "request"), request);
-	assert_int_equal(strlen(jstr(ent, "time")), 20);
-	assert_int_equal(jstr(ent, "time")[19], 'Z');
+	assert_string_equal(e2e_jstr(ent, "kind"), "signature");
+	assert_string_equal(e2e_jstr(ent, "key"), sk->id);
+	assert_string_equal(e2e_jstr(ent, "alg"), "ecdsa-p256-sha256");
+	assert_string_equal(e2e_jstr(ent, "digest"), s->digest);
+	assert_string_equal(e2e_jstr(ent, "sig"), sigb64);
+	assert_string_equal(e2e_jstr(ent, "principal"), s->requester);
+	assert_string_equal(e2e_jstr(ent, "policy"), c->policy_sha);
+	assert_string_equal(e2e_jstr(ent, "request"), request);
+	assert_int_equal(strlen(e2e_jstr(ent, "time")), 20);
+	assert_int_equal(e2e_jstr(ent, "time")[19], 'Z');
 	names_check(json_object_get(ent, "approvers"), sc->approvers,
 	    "entry approvers");
 	art = json_object_get(ent, "artifact");
 	if (s->artifact != NULL)
-		assert_string_equal(jstr(art, "name"), s->artifact);
+		assert_string_equal(e2e_jstr(art, "name"), s->artifact);
 	else
 		assert_null(json_object_get(art, "name"));
 	json_decref(ent);
@@ -988,13 +938,13 @@ record_check(struct ctx *c, const struct sign_case *sc, const json_t *j,
 	json_t *art = json_object_get(j, "artifact");
 
 	assert_non_null(sk);
-	assert_string_equal(jstr(j, "request"), sl->id);
-	assert_string_equal(jstr(j, "status"), sc->state);
-	assert_string_equal(jstr(j, "key"), sl->key);
-	assert_string_equal(jstr(j, "key_id"), sk->id);
-	assert_string_equal(jstr(j, "alg"), "ecdsa-p256-sha256");
-	assert_string_equal(jstr(j, "digest"), sl->digest);
-	assert_string_equal(jstr(j, "requester"), sl->requester);
+	assert_string_equal(e2e_jstr(j, "request"), sl->id);
+	assert_string_equal(e2e_jstr(j, "status"), sc->state);
+	assert_string_equal(e2e_jstr(j, "key"), sl->key);
+	assert_string_equal(e2e_jstr(j, "key_id"), sk->id);
+	assert_string_equal(e2e_jstr(j, "alg"), "ecdsa-p256-sha256");
+	assert_string_equal(e2e_jstr(j, "digest"), sl->digest);
+	assert_string_equal(e2e_jstr(j, "requester"), sl->requester);
 	assert_int_equal(
 	    json_integer_value(json_object_get(j, "needed")), sc->needed);
 	names_check(json_object_get(j, "from"), sc->from, "record from");
@@ -1002,16 +952,16 @@ record_check(struct ctx *c, const struct sign_case *sc, const json_t *j,
 	    json_object_get(j, "approvers"), sc->approvers, "record approvers");
 	assert_true(json_integer_value(json_object_get(j, "expires")) >
 	    json_integer_value(json_object_get(j, "created")));
-	assert_int_equal(strlen(jstr(j, "policy")), 64);
+	assert_int_equal(strlen(e2e_jstr(j, "policy")), 64);
 	if (sl->artifact[0] != 0)
-		assert_string_equal(jstr(art, "name"), sl->artifact);
+		assert_string_equal(e2e_jstr(art, "name"), sl->artifact);
 	else
 		assert_null(art);
 	if (strcmp(sc->state, "denied") == 0)
-		assert_string_equal(jstr(j, "denied_by"), sl->denied_by);
+		assert_string_equal(e2e_jstr(j, "denied_by"), sl->denied_by);
 	/* A signature is in the record only once it is logged. */
 	if (strcmp(sc->state, "signed") == 0) {
-		assert_true(strlen(jstr(j, "signature")) > 0);
+		assert_true(strlen(e2e_jstr(j, "signature")) > 0);
 		assert_int_equal(
 		    json_integer_value(json_object_get(j, "index")), sl->index);
 	} else
@@ -1066,13 +1016,13 @@ case_run(struct ctx *c, const struct phase *ph, size_t i)
 				    file, sizeof(file), "%s/f.txt", c->e.dir);
 				snprintf(seed, sizeof(seed),
 				    "keytrail e2e artifact %u\n", c->serial++);
-				file_write(file, seed, strlen(seed));
+				e2e_file_write(file, seed, strlen(seed));
 				s.file = file;
 			} else {
 				snprintf(
 				    seed, sizeof(seed), "case %u", c->serial++);
 			}
-			sha256_hex(seed, strlen(seed), digest);
+			e2e_sha256_hex(seed, strlen(seed), digest);
 			req = json_pack(
 			    "{s:s, s:s}", "key", keyname, "digest", digest);
 			if (sc->artifact != NULL)
@@ -1156,8 +1106,8 @@ case_run(struct ctx *c, const struct phase *ph, size_t i)
 	}
 	if (sc->error != NULL) {
 		/* A refusal: its code word, a sentence, never a signature. */
-		assert_string_equal(jstr(j, "error"), sc->error);
-		assert_true(strlen(jstr(j, "detail")) > 0);
+		assert_string_equal(e2e_jstr(j, "error"), sc->error);
+		assert_true(strlen(e2e_jstr(j, "detail")) > 0);
 		assert_null(json_object_get(j, "signature"));
 		assert_null(json_object_get(j, "proof"));
 		if (sc->status == 429) {
@@ -1184,7 +1134,7 @@ case_run(struct ctx *c, const struct phase *ph, size_t i)
 				assert_null(json_object_get(j, "status"));
 			else
 				assert_string_equal(
-				    jstr(j, "status"), "signed");
+				    e2e_jstr(j, "status"), "signed");
 			if (sc->op != OP_GET)
 				signed_check(c, sc, j, &s, before);
 			else
@@ -1195,16 +1145,16 @@ case_run(struct ctx *c, const struct phase *ph, size_t i)
 			if (sc->status == 202) {
 				assert_true(sc->slot >= 0 && sc->slot < SLOTS);
 				snprintf(fresh.id, sizeof(fresh.id), "%s",
-				    jstr(j, "request"));
+				    e2e_jstr(j, "request"));
 				c->slots[sc->slot] = fresh;
 				sl = &c->slots[sc->slot];
 				assert_string_equal(
-				    jstr(j, "policy"), c->policy_sha);
+				    e2e_jstr(j, "policy"), c->policy_sha);
 			}
 			if (sc->op == OP_DENY) {
 				snprintf(sl->denied_by, sizeof(sl->denied_by),
 				    "%s", sc->who);
-				assert_string_equal(jstr(j, "reason"),
+				assert_string_equal(e2e_jstr(j, "reason"),
 				    sc->reason ? sc->reason : "");
 			}
 			record_check(c, sc, j, sl);
@@ -1319,11 +1269,11 @@ set_map_size(struct e2e *e, int mib)
 	char *s;
 
 	snprintf(path, sizeof(path), "%s/keytrail.json", e->data);
-	doc = file_read(path, &len);
+	doc = e2e_file_read(path, &len);
 	assert_non_null(j = json_loadb((const char *)doc, len, 0, NULL));
 	json_object_set_new(j, "map_size_mib", json_integer(mib));
 	assert_non_null(s = json_dumps(j, JSON_INDENT(2)));
-	file_write(path, s, strlen(s));
+	e2e_file_write(path, s, strlen(s));
 	free(s);
 	json_decref(j);
 	free(doc);
@@ -1337,7 +1287,7 @@ full_body(unsigned n)
 	json_t *req;
 
 	snprintf(seed, sizeof(seed), "full %u", n);
-	sha256_hex(seed, strlen(seed), digest);
+	e2e_sha256_hex(seed, strlen(seed), digest);
 	req = json_pack("{s:s, s:s, s:{s:s, s:i}}", "key", "default", "digest",
 	    digest, "artifact", "name", long_name, "size", 1000);
 	assert_non_null(req);
@@ -1360,7 +1310,7 @@ full_answer(const struct e2e_resp *r, uint64_t *acked)
 		if (r->status != 503)
 			fail_msg("fill: %d %.*s", r->status, (int)r->body.len,
 			    (const char *)r->body.p);
-		assert_string_equal(jstr(j, "error"), "unavailable");
+		assert_string_equal(e2e_jstr(j, "error"), "unavailable");
 		assert_null(json_object_get(j, "signature"));
 		full = 1;
 	}
