@@ -957,6 +957,56 @@ out:
 	json_decref(body);
 }
 
+/*
+ * A signed request's record learns its entry's index in a write after the
+ * signing commit (the index is not known before).  Until that write lands
+ * (or if it failed), find the entry through the digest index: the
+ * signature entry names its request.
+ */
+static void
+sign_record_index(struct api *a, json_t *rec, const char *id)
+{
+	const char *status = json_string_value(json_object_get(rec, "status"));
+	const char *digest = json_string_value(json_object_get(rec, "digest"));
+	uint64_t found[64];
+	uint8_t raw[32];
+	struct store_rd *rd;
+	size_t n = 0;
+	int more = 0;
+
+	if (status == NULL || strcmp(status, "signed") != 0 ||
+	    json_object_get(rec, "index") != NULL || digest == NULL ||
+	    kt_hex_decode_exact(digest, strlen(digest), raw, 32) != KT_OK ||
+	    store_rd_begin(a->st, &rd) != KT_OK)
+		return;
+	if (store_rd_search(rd, STORE_BY_DIGEST, raw, 32, UINT64_MAX, found, 64,
+		&n, &more) == KT_OK) {
+		for (size_t i = n; i-- > 0;) {
+			struct kt_buf e;
+			json_t *j;
+
+			kt_buf_init(&e, KT_ENTRY_MAX);
+			if (store_rd_entry(rd, found[i], &e) == KT_OK &&
+			    (j = json_loadb(
+				 (const char *)e.p, e.len, 0, NULL)) != NULL) {
+				const char *req = json_string_value(
+				    json_object_get(j, "request"));
+				int match = req != NULL && strcmp(req, id) == 0;
+
+				json_decref(j);
+				if (match) {
+					json_object_set_new(rec, "index",
+					    json_integer((json_int_t)found[i]));
+					kt_buf_free(&e);
+					break;
+				}
+			}
+			kt_buf_free(&e);
+		}
+	}
+	store_rd_end(rd);
+}
+
 /* /v1/requests/<id>[/approve|/deny] */
 void
 sign_requests(struct http_req *r, void *arg)
@@ -988,6 +1038,7 @@ sign_requests(struct http_req *r, void *arg)
 		if ((rec = sign_record_load(a, r, id)) == NULL)
 			return;
 		sign_record_expire(rec, api_now(a));
+		sign_record_index(a, rec, id);
 		http_reply_json(r, 200, rec);
 		return;
 	}
