@@ -293,6 +293,14 @@ int policy_check_approval(const struct policy *p, const char *key,
  * max_pairs pairs are tracked; a new pair then replaces the one whose
  * bucket is fullest (a full bucket carries no information).
  */
+/*
+ * The label and per_hour rate limit (0: none) of key in p, for the rate
+ * limiter (limits.c).  Returns KT_OK, KT_ENOTFOUND or KT_EINVAL; *label
+ * borrows from p.
+ */
+int policy_key_rate(const struct policy *p, const char *key, const char **label,
+    uint32_t *per_hour) KT_MUST_CHECK;
+
 struct policy_rate;
 
 /* Pairs tracked when policy_rate_new() is given 0. */
