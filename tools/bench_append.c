@@ -184,11 +184,14 @@ bench_post(int argc, char **argv, int sign_mode)
 	snprintf(path, sizeof(path), "%s/tokens/admin", data);
 	if (cli_read_secret(path, admin, sizeof(admin)) != 0) {
 		fprintf(stderr, "keytrail: cannot read %s\n", path);
+		kt_wipe(admin, sizeof(admin));
 		return 1;
 	}
 	snprintf(path, sizeof(path), "%s/tokens/ci", data);
 	if (cli_read_secret(path, ci, sizeof(ci)) != 0) {
 		fprintf(stderr, "keytrail: cannot read %s\n", path);
+		kt_wipe(admin, sizeof(admin));
+		kt_wipe(ci, sizeof(ci));
 		return 1;
 	}
 	if (httpc_new(url, 120, &c, err, sizeof(err)) != KT_OK) {
@@ -392,5 +395,8 @@ out:
 	EVP_PKEY_CTX_free(kc);
 	kt_pubkey_free(spk);
 	httpc_free(c);
+	/* The bearer tokens are secrets: wipe them on every path out. */
+	kt_wipe(admin, sizeof(admin));
+	kt_wipe(ci, sizeof(ci));
 	return rc;
 }

@@ -14,7 +14,10 @@ int bench_sign(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_mirror(int argc, char **argv);
 
-/* Reads a token or PIN file: first line, at most cap-1 bytes. */
+/*
+ * Reads a token or PIN file: first line, at most cap-1 bytes.  The caller
+ * wipes out (kt_wipe) when done with it.
+ */
 int cli_read_secret(const char *path, char *out, size_t cap);
 
 #endif

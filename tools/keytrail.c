@@ -49,6 +49,8 @@ cli_read_secret(const char *path, char *out, size_t cap)
 
 	if (f == NULL)
 		return -1;
+	/* Unbuffered: no copy of the secret stays in a stdio buffer. */
+	setvbuf(f, NULL, _IONBF, 0);
 	n = fread(out, 1, cap - 1, f);
 	fclose(f);
 	out[n] = 0;
