@@ -134,6 +134,24 @@ sign_key_find(struct api *a, const char *name)
 	return NULL;
 }
 
+/*
+ * Makes req carry one write: the request record rec under id in the
+ * requests table.  put, id and rec must outlive the submission.
+ */
+static void
+sign_record_put(struct seq_req *req, struct store_put *put, const char *id,
+    const struct kt_buf *rec)
+{
+	put->db = STORE_DB_REQUESTS;
+	put->key.p = (const uint8_t *)id;
+	put->key.len = SIGN_ID_LEN;
+	put->val.p = rec->p;
+	put->val.len = rec->len;
+	put->del = 0;
+	req->item.puts = put;
+	req->item.nputs = 1;
+}
+
 /* ---- startup ------------------------------------------------------------ */
 
 /* Registers one HSM key in the log with a `key` entry (action create). */
@@ -384,13 +402,7 @@ sign_submit_entry(struct sign_op *op)
 			kt_buf_free(&b64);
 			return KT_ENOMEM;
 		}
-		op->put.db = STORE_DB_REQUESTS;
-		op->put.key.p = (const uint8_t *)op->id;
-		op->put.key.len = SIGN_ID_LEN;
-		op->put.val.p = op->recbuf.p;
-		op->put.val.len = op->recbuf.len;
-		op->req.item.puts = &op->put;
-		op->req.item.nputs = 1;
+		sign_record_put(&op->req, &op->put, op->id, &op->recbuf);
 	}
 	api_time(now);
 	e = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:O, s:s, s:s, s:s}",
@@ -481,13 +493,7 @@ sign_note_index(struct sign_op *op, uint64_t index)
 		free(n);
 		return;
 	}
-	n->put.db = STORE_DB_REQUESTS;
-	n->put.key.p = (const uint8_t *)n->id;
-	n->put.key.len = SIGN_ID_LEN;
-	n->put.val.p = n->rec.p;
-	n->put.val.len = n->rec.len;
-	n->req.item.puts = &n->put;
-	n->req.item.nputs = 1;
+	sign_record_put(&n->req, &n->put, n->id, &n->rec);
 	n->req.write_only = 1;
 	n->req.done = sign_note_done;
 	n->req.arg = n;
@@ -562,13 +568,7 @@ sign_store_record(struct sign_op *op)
 		sign_op_free(op);
 		return;
 	}
-	op->put.db = STORE_DB_REQUESTS;
-	op->put.key.p = (const uint8_t *)op->id;
-	op->put.key.len = SIGN_ID_LEN;
-	op->put.val.p = op->recbuf.p;
-	op->put.val.len = op->recbuf.len;
-	op->req.item.puts = &op->put;
-	op->req.item.nputs = 1;
+	sign_record_put(&op->req, &op->put, op->id, &op->recbuf);
 	op->req.write_only = 1;
 	op->req.done = sign_logged;
 	op->req.arg = op;
