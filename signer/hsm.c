@@ -1221,7 +1221,7 @@ hsm_pub_read(struct hsm *h, ck_session_handle_t s, ck_object_handle_t pub,
 {
 	uint8_t a[HSM_RSA_MODULUS_MAX], b[HSM_EC_POINT_MAX];
 	ck_key_type_t pubtype;
-	size_t alen, blen, tlen;
+	size_t alen = 0, blen = 0, tlen = 0;
 	int rc;
 
 	rc = hsm_attr_read(h, s, pub, CKA_KEY_TYPE, "CKA_KEY_TYPE", &pubtype,
@@ -1433,7 +1433,7 @@ hsm_key_handle(struct hsm *h, struct hsm_key *k, ck_session_handle_t s,
     ck_object_handle_t *out, struct hsm_op *op)
 {
 	struct hsm_priv_info pi;
-	ck_object_handle_t obj;
+	ck_object_handle_t obj = 0;
 	uint64_t gen;
 	int rc;
 
@@ -1810,7 +1810,7 @@ hsm_find_once(
     struct hsm *h, const char *label, struct hsm_key **out, struct hsm_op *op)
 {
 	ck_session_handle_t s;
-	ck_object_handle_t priv;
+	ck_object_handle_t priv = 0;
 	int rc;
 
 	op->rv = CKR_OK;

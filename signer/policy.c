@@ -784,7 +784,7 @@ pol_parse_approvals(struct pol_parse *ps, json_t *v, const char *path,
 	static const char *const fields[] = { "required", "from", NULL };
 	char where[POL_PATH_SIZE], s[POL_SAFE_SIZE];
 	json_t *req, *from;
-	uint64_t m;
+	uint64_t m = 0;
 	size_t n = 0;
 	int rc;
 
@@ -925,7 +925,7 @@ pol_parse_key(
 	char path[POL_PATH_SIZE], where[POL_PATH_SIZE], sub[POL_PATH_SIZE];
 	json_t *f;
 	size_t n;
-	uint64_t u;
+	uint64_t u = 0;
 	int rc;
 
 	pol_child(path, "keys", label);
@@ -1046,7 +1046,7 @@ pol_parse_requests(struct pol_parse *ps, json_t *v)
 {
 	static const char *const fields[] = { "expire_seconds", NULL };
 	json_t *e;
-	uint64_t u;
+	uint64_t u = 0;
 	int rc;
 
 	if (!json_is_object(v))
