@@ -650,6 +650,20 @@ api_post_entries(struct http_req *r, void *arg)
 		    "key: revoked keys cannot log new signatures");
 		goto out;
 	}
+	/*
+	 * A key whose certificate has expired logs nothing new, as it signs
+	 * nothing new: a verifier then knows every entry of a certified key
+	 * was logged while its certificate was valid.
+	 */
+	if (k->cert_not_after != 0 && api_now(a) > k->cert_not_after) {
+		log_warn("entries: %s submitted for key %s, whose certificate "
+			 "has expired",
+		    p->name, keyid);
+		http_reply_error(r, 403, "certificate_expired",
+		    "key: its certificate has expired; signatures made with it "
+		    "are no longer logged");
+		goto out;
+	}
 	memcpy(w->keyid, keyid, 65);
 	memcpy(w->digest, digest, 65);
 	snprintf(w->alg, sizeof(w->alg), "%s", kt_pubkey_alg(k->pk));

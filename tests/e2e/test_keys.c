@@ -711,6 +711,101 @@ test_keys_expired_certificate(void **state)
 	X509_NAME_free(name);
 }
 
+/*
+ * ci logs a signature made outside with the imported P-256 key pk (ID
+ * keyid) through /v1/entries, expecting status (and error for a refusal,
+ * which must leave the log as it was).
+ */
+static void
+submit_external(struct ctx *c, EVP_PKEY *pk, const char *keyid, int status,
+    const char *error)
+{
+	EVP_PKEY_CTX *sc = EVP_PKEY_CTX_new(pk, NULL);
+	uint8_t digest[32], sig[128];
+	char hex[65], sig64[200], body[512];
+	size_t siglen = sizeof(sig);
+	json_t *j;
+
+	assert_non_null(sc);
+	assert_int_equal(RAND_bytes(digest, sizeof(digest)), 1);
+	assert_int_equal(EVP_PKEY_sign_init(sc), 1);
+	assert_int_equal(EVP_PKEY_sign(sc, sig, &siglen, digest, 32), 1);
+	EVP_PKEY_CTX_free(sc);
+	kt_hex_encode(digest, 32, hex);
+	assert_true(kt_b64_encode(sig, siglen, sig64, sizeof(sig64)) > 0);
+	snprintf(body, sizeof(body),
+	    "{\"key\":\"%s\",\"digest\":\"%s\",\"sig\":\"%s\"}", keyid, hex,
+	    sig64);
+	if (status != 200) {
+		expect_error(c, "/v1/entries", c->ci, body, status, error);
+		return;
+	}
+	{
+		struct e2e_resp r;
+
+		post(c, "/v1/entries", c->ci, body, &r);
+		if (r.status != 200)
+			fail_msg("entries: %d: %.*s", r.status, (int)r.body.len,
+			    (const char *)r.body.p);
+		j = e2e_json(&r);
+		e2e_resp_free(&r);
+		assert_true(json_is_integer(json_object_get(j, "index")));
+		json_decref(j);
+	}
+}
+
+/*
+ * A key registered from outside whose certificate has expired: the log
+ * takes no more signatures made with it, as the signer makes none.
+ */
+static void
+test_keys_expired_certificate_entries(void **state)
+{
+	struct ctx *c = *state;
+	EVP_PKEY_CTX *kc = EVP_PKEY_CTX_new_id(EVP_PKEY_EC, NULL);
+	X509_NAME *name = X509_NAME_new();
+	EVP_PKEY *pk = NULL;
+	uint8_t *der = NULL;
+	char spki[256], keyid[65];
+	json_t *j;
+	char *b64;
+	int n;
+
+	assert_non_null(kc);
+	assert_non_null(name);
+	assert_int_equal(EVP_PKEY_keygen_init(kc), 1);
+	assert_int_equal(
+	    EVP_PKEY_CTX_set_ec_paramgen_curve_nid(kc, NID_X9_62_prime256v1),
+	    1);
+	assert_int_equal(EVP_PKEY_keygen(kc, &pk), 1);
+	assert_true((n = i2d_PUBKEY(pk, &der)) > 0);
+	assert_true(kt_b64_encode(der, (size_t)n, spki, sizeof(spki)) > 0);
+	j = post_json(c, "/v1/keys",
+	    json_pack("{s:s, s:s, s:s}", "action", "import", "label",
+		"outside-old", "spki", spki),
+	    200);
+	snprintf(keyid, sizeof(keyid), "%s", e2e_jstr(j, "key"));
+	json_decref(j);
+	/* Before any certificate, its signatures are logged. */
+	submit_external(c, pk, keyid, 200, NULL);
+
+	assert_int_equal(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+			     (const unsigned char *)"outside-old", -1, -1, 0),
+	    1);
+	b64 = cert_issue(c, pk, name, -2 * 86400, -86400, NULL, NULL);
+	json_decref(post_json(c, "/v1/keys",
+	    json_pack("{s:s, s:s, s:s}", "action", "certificate", "key", keyid,
+		"cert", b64),
+	    200));
+	submit_external(c, pk, keyid, 403, "certificate_expired");
+
+	free(b64);
+	X509_NAME_free(name);
+	OPENSSL_free(der);
+	EVP_PKEY_free(pk);
+	EVP_PKEY_CTX_free(kc);
+}
+
 /* RSA-3072 made in the HSM, with an RSASSA-PSS CSR. */
 static void
 test_keys_rsa_csr(void **state)
@@ -1073,6 +1168,7 @@ main(void)
 		cmocka_unit_test(test_keys_create_and_sign),
 		cmocka_unit_test(test_keys_csr_and_certificate),
 		cmocka_unit_test(test_keys_expired_certificate),
+		cmocka_unit_test(test_keys_expired_certificate_entries),
 		cmocka_unit_test(test_keys_rsa_csr),
 		cmocka_unit_test(test_keys_cli),
 		cmocka_unit_test(test_keys_bad_input),
