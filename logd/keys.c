@@ -58,6 +58,7 @@ struct keys_op {
 	char principal[POLICY_NAME_MAX + 1];
 	enum hsm_alg alg;
 	struct hsm_key *hk;	/* create: the new key until it may sign */
+	int logged;		/* create: its entry committed */
 	struct api_signkey *sk; /* csr: the key that signs */
 	struct cert_csr *csr;
 	int rc; /* the worker's result */
@@ -87,6 +88,74 @@ keys_op_new(struct api *a, struct http_req *r, const char *principal)
 	return op;
 }
 
+/* A key made in the HSM whose creation was not logged: destroyed. */
+struct keys_orphan {
+	struct pool_job job;
+	struct hsm *h;
+	struct hsm_key *hk;
+	int rc;
+	char err[HSM_ERR_SIZE];
+};
+
+/* Worker thread. */
+static void
+keys_orphan_run(void *arg)
+{
+	struct keys_orphan *o = arg;
+
+	o->rc = hsm_destroy(o->h, o->hk, o->err, sizeof(o->err));
+}
+
+/* Loop thread. */
+static void
+keys_orphan_done(void *arg)
+{
+	struct keys_orphan *o = arg;
+
+	if (o->rc == KT_OK)
+		log_info("keys: %s destroyed in the HSM: its creation was not "
+			 "logged",
+		    hsm_key_label(o->hk));
+	else
+		log_err("keys: %s was made in the HSM but not logged, and "
+			"could not be destroyed (%s); it never signs",
+		    hsm_key_label(o->hk), o->err);
+	hsm_key_free(o->hk);
+	free(o);
+}
+
+/*
+ * Takes over hk, a key whose creation was not logged, and destroys it in
+ * the token on a worker thread: the HSM holds no key the log does not
+ * know of.  (The destroy matches label and CKA_ID, so a key made later
+ * under the same label is safe.)
+ */
+static void
+keys_orphan_destroy(struct api *a, struct hsm_key *hk)
+{
+	struct keys_orphan *o = calloc(1, sizeof(*o));
+
+	if (o == NULL) {
+		log_err("keys: %s was made in the HSM but not logged; it "
+			"never signs",
+		    hsm_key_label(hk));
+		hsm_key_free(hk);
+		return;
+	}
+	o->h = a->keys_hsm;
+	o->hk = hk;
+	if (a->shutting_down || a->pool == NULL) {
+		/* The workers are stopping: done here, once. */
+		keys_orphan_run(o);
+		keys_orphan_done(o);
+		return;
+	}
+	o->job.run = keys_orphan_run;
+	o->job.done = keys_orphan_done;
+	o->job.arg = o;
+	pool_submit(a->pool, &o->job);
+}
+
 static void
 keys_op_free(struct keys_op *op)
 {
@@ -95,7 +164,14 @@ keys_op_free(struct keys_op *op)
 	if (op->slot >= 0)
 		memset(&op->a->keys_busy[op->slot], 0,
 		    sizeof(op->a->keys_busy[op->slot]));
-	/* A made key that is not handed on stays in the token, unused. */
+	/*
+	 * A made key whose entry did not commit is destroyed; a logged one
+	 * that could not be handed on stays (it signs after a restart).
+	 */
+	if (op->action == KEYS_CREATE && op->hk != NULL && !op->logged) {
+		keys_orphan_destroy(op->a, op->hk);
+		op->hk = NULL;
+	}
 	hsm_key_free(op->hk);
 	cert_csr_free(op->csr);
 	kt_wipe(op->sig, sizeof(op->sig));
@@ -272,6 +348,7 @@ keys_logged(struct seq_req *req, void *arg)
 		    keys_action_names[op->action], op->keyid, op->label,
 		    op->principal, (unsigned long long)req->item.index);
 		if (op->action == KEYS_CREATE) {
+			op->logged = 1;
 			/* Registered: from now on the policy decides. */
 			if (sign_key_add(a, op->hk) == KT_OK)
 				op->hk = NULL;
@@ -281,8 +358,8 @@ keys_logged(struct seq_req *req, void *arg)
 				    op->label);
 		}
 	} else if (op->action == KEYS_CREATE) {
-		log_err("keys: %s was made in the HSM but not logged, so it "
-			"never signs: %s",
+		log_err("keys: %s was made in the HSM but not logged (%s); "
+			"it is destroyed",
 		    op->label, req->err);
 	}
 	api_write_reply(a, op->r, req, op->keyid);
@@ -331,9 +408,9 @@ keys_submit(struct keys_op *op, json_t *entry)
 	op->req.arg = op;
 	if (a->shutting_down || seq_submit(a->seq, &op->req) != KT_OK) {
 		if (op->action == KEYS_CREATE)
-			log_err("keys: %s was made in the HSM but not logged, "
-				"so it never signs: the log is not accepting "
-				"entries",
+			log_err("keys: %s was made in the HSM but not logged "
+				"(the log is not accepting entries); it is "
+				"destroyed",
 			    op->label);
 		http_reply_error(op->r, 503, "unavailable",
 		    "the log is not accepting entries");

@@ -455,6 +455,7 @@ out:
 	/* Jobs still verifying finish (and answer 503) before the server goes.
 	 */
 	pool_free(d->api.pool);
+	d->api.pool = NULL;
 	if (d->seq != NULL)
 		seq_stop(d->seq);
 	if (d->http != NULL)

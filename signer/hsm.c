@@ -1805,6 +1805,48 @@ hsm_generate(struct hsm *h, enum hsm_alg alg, const char *label,
 	return hsm_generate_any(h, alg, label, 0, out, &op);
 }
 
+/*
+ * Destroys the objects of k (every object with its label and CKA_ID: the
+ * private and the public half).  One attempt; no reconnect, because a
+ * caller that cannot destroy a key reports it and leaves it unused.
+ */
+int
+hsm_destroy(struct hsm *h, struct hsm_key *k, char *err, size_t errlen)
+{
+	struct hsm_op op;
+	ck_session_handle_t s;
+	ck_object_handle_t objs[4];
+	unsigned long n = 0;
+	ck_rv_t rv;
+	int rc;
+
+	hsm_op_init(&op, err, errlen);
+	if (h == NULL || k == NULL || k->h != h)
+		return hsm_error(&op, KT_EINVAL, "missing argument");
+	{
+		struct ck_attribute t[] = {
+			{ CKA_LABEL, k->label, strlen(k->label) },
+			{ CKA_ID, k->ckid, k->ckidlen },
+		};
+
+		if ((rc = hsm_pool_get(h, &s, &op)) != KT_OK)
+			return rc;
+		rc = hsm_find_objects(h, s, t, 2, objs, 4, &n, &op);
+	}
+	for (unsigned long i = 0; rc == KT_OK && i < n; i++) {
+		if ((rv = h->f->C_DestroyObject(s, objs[i])) != CKR_OK)
+			rc = hsm_fail(&op, rv, "C_DestroyObject");
+	}
+	if (rc == KT_OK && n == 0)
+		rc = hsm_error(
+		    &op, KT_ENOTFOUND, "no object labelled '%s'", k->label);
+	hsm_lock(&h->mu);
+	k->handle_ok = 0;
+	hsm_unlock(&h->mu);
+	hsm_pool_put(h, s, op.rv);
+	return rc;
+}
+
 static int
 hsm_find_once(
     struct hsm *h, const char *label, struct hsm_key **out, struct hsm_op *op)

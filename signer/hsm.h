@@ -216,6 +216,16 @@ int hsm_generate(struct hsm *h, enum hsm_alg alg, const char *label,
 int hsm_find(struct hsm *h, const char *label, struct hsm_key **out, char *err,
     size_t errlen) KT_MUST_CHECK;
 
+/*
+ * Destroys k's private and public objects in the token (k itself stays
+ * to be freed).  Used for a key whose creation could not be logged: a key
+ * the log does not know of must not stay in the HSM.  Returns KT_OK;
+ * KT_ENOTFOUND if nothing with its label and ID is left; KT_EIO (or
+ * KT_EUNAVAIL) for token failures.
+ */
+int hsm_destroy(
+    struct hsm *h, struct hsm_key *k, char *err, size_t errlen) KT_MUST_CHECK;
+
 /* Frees k.  hsm_key_free(NULL) is a no-op. */
 void hsm_key_free(struct hsm_key *k);
 

@@ -26,6 +26,7 @@
 #include <openssl/x509.h>
 
 #include "e2e.h"
+#include "hsm.h"
 #include "keytrail/checkpoint.h"
 #include "keytrail/encoding.h"
 #include "keytrail/entry.h"
@@ -1318,6 +1319,41 @@ full_answer(const struct e2e_resp *r, uint64_t *acked)
 	return full;
 }
 
+/*
+ * Waits (up to 10 s: it is destroyed after the answer) until the keys
+ * token holds no key labelled label.
+ */
+static void
+hsm_wait_gone(struct e2e *e, const char *label)
+{
+	struct hsm_config hc;
+	struct hsm *h = NULL;
+	struct hsm_key *k = NULL;
+	char pin[400], conf[400], err[256];
+	int rc = KT_OK;
+
+	snprintf(pin, sizeof(pin), "%s/hsm/pin", e->data);
+	snprintf(conf, sizeof(conf), "%s/hsm/softhsm2.conf", e->data);
+	memset(&hc, 0, sizeof(hc));
+	hc.token_label = "keytrail-keys";
+	hc.pin_file = pin;
+	hc.softhsm_conf = conf;
+	if (hsm_open(&hc, &h, err, sizeof(err)) != KT_OK)
+		fail_msg("hsm_open: %s", err);
+	for (int i = 0; i < 100; i++) {
+		rc = hsm_find(h, label, &k, err, sizeof(err));
+		hsm_key_free(k);
+		k = NULL;
+		if (rc == KT_ENOTFOUND)
+			break;
+		usleep(100 * 1000);
+	}
+	hsm_close(h);
+	if (rc != KT_ENOTFOUND)
+		fail_msg("key %s is still in the HSM: %s", label,
+		    rc == KT_OK ? "found" : err);
+}
+
 static void
 test_sign_storage_full(void **state)
 {
@@ -1381,6 +1417,35 @@ test_sign_storage_full(void **state)
 	size = checkpoint_size(&c->e, &c->tr);
 	assert_int_equal(size, SETUP_ENTRIES + acked);
 	phase_run(c, &full_phase);
+	/*
+	 * A key made while the log is full: 503, and the HSM keeps no trace.
+	 * (A key entry may still fit where a signature did not: go on until
+	 * one does not.)
+	 */
+	{
+		struct e2e_resp r;
+		char adm[128], body[160], label[32];
+		int status = 200;
+
+		e2e_token(&c->e, "admin", adm, sizeof(adm));
+		for (int i = 0; i < 20 && status == 200; i++) {
+			snprintf(label, sizeof(label), "made-while-full-%d", i);
+			snprintf(body, sizeof(body),
+			    "{\"action\":\"create\",\"label\":\"%s\","
+			    "\"alg\":\"ecdsa-p256-sha256\"}",
+			    label);
+			e2e_http(&c->e, "POST", "/v1/keys", adm, body,
+			    strlen(body), &r);
+			status = r.status;
+			e2e_resp_free(&r);
+			if (status == 200)
+				acked++;
+		}
+		assert_int_equal(status, 503);
+		hsm_wait_gone(&c->e, label);
+	}
+	size = checkpoint_size(&c->e, &c->tr);
+	assert_int_equal(size, SETUP_ENTRIES + acked);
 	/* Reads are still served. */
 	{
 		struct e2e_resp r;
