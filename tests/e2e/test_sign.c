@@ -1419,8 +1419,8 @@ test_sign_storage_full(void **state)
 	phase_run(c, &full_phase);
 	/*
 	 * A key made while the log is full: 503, and the HSM keeps no trace.
-	 * (A key entry may still fit where a signature did not: go on until
-	 * one does not.)
+	 * (Key entries are smaller than these signatures' and may still fit
+	 * for a while: go on until one does not.)
 	 */
 	{
 		struct e2e_resp r;
@@ -1428,7 +1428,9 @@ test_sign_storage_full(void **state)
 		int status = 200;
 
 		e2e_token(&c->e, "admin", adm, sizeof(adm));
-		for (int i = 0; i < 20 && status == 200; i++) {
+		int i;
+
+		for (i = 0; i < 200 && status == 200; i++) {
 			snprintf(label, sizeof(label), "made-while-full-%d", i);
 			snprintf(body, sizeof(body),
 			    "{\"action\":\"create\",\"label\":\"%s\","
@@ -1442,6 +1444,8 @@ test_sign_storage_full(void **state)
 				acked++;
 		}
 		assert_int_equal(status, 503);
+		print_message(
+		    "  key creation refused after %d more keys\n", i - 1);
 		hsm_wait_gone(&c->e, label);
 	}
 	size = checkpoint_size(&c->e, &c->tr);
