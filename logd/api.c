@@ -403,8 +403,8 @@ api_write_reply(
 	struct kt_buf entry, proof;
 	struct kt_hash leaf;
 	struct timespec ts;
+	struct http_jw jw;
 	char hex[65];
-	json_t *j;
 	int rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -427,17 +427,23 @@ api_write_reply(
 		    "entry logged but its proof could not be built");
 		goto out;
 	}
-	kt_leaf_hash(entry.p, entry.len, &leaf);
+	/* A duplicate's leaf is the first entry's, read back above. */
+	if (req->item.duplicate)
+		kt_leaf_hash(entry.p, entry.len, &leaf);
+	else
+		leaf = req->item.leaf;
 	kt_hex_encode(leaf.b, 32, hex);
-	j = json_pack("{s:I, s:s, s:s%, s:I}", "index",
-	    (json_int_t)req->item.index, "leaf_hash", hex, "proof",
-	    (const char *)proof.p, proof.len, "size",
-	    (json_int_t)req->cp->size);
-	if (j != NULL && keyid != NULL)
-		json_object_set_new(j, "key", json_string(keyid));
-	if (j != NULL && req->item.duplicate)
-		json_object_set_new(j, "duplicate", json_true());
-	http_reply_json(r, 200, j);
+	/* Sorted keys, as every other JSON answer. */
+	http_jw_init(&jw, 1024 + proof.len);
+	if (req->item.duplicate)
+		http_jw_raw(&jw, "duplicate", "true");
+	http_jw_u64(&jw, "index", req->item.index);
+	if (keyid != NULL)
+		http_jw_str(&jw, "key", keyid, strlen(keyid));
+	http_jw_str(&jw, "leaf_hash", hex, 64);
+	http_jw_str(&jw, "proof", (const char *)proof.p, proof.len);
+	http_jw_u64(&jw, "size", req->cp->size);
+	http_reply_jw(r, 200, &jw);
 out:
 	kt_buf_free(&entry);
 	kt_buf_free(&proof);

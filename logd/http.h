@@ -93,6 +93,26 @@ int http_req_accepts_gzip(const struct http_req *r);
 int http_gzip(const uint8_t *p, size_t len, struct kt_buf *out) KT_MUST_CHECK;
 /* Replies with JSON (steals the reference to j). */
 void http_reply_json(struct http_req *r, int status, json_t *j);
+/*
+ * A JSON object written directly, for the replies on the write paths
+ * (thousands a second), without building a jansson tree.  Members come
+ * in the order added; callers add them in sorted order, as the jansson
+ * replies (JSON_SORT_KEYS) have them.  Strings must be UTF-8; quotes,
+ * backslashes and control characters are escaped.
+ */
+struct http_jw {
+	struct kt_buf b;
+	int rc;
+	int n;
+};
+void http_jw_init(struct http_jw *w, size_t cap);
+void http_jw_str(struct http_jw *w, const char *key, const char *s, size_t len);
+void http_jw_u64(struct http_jw *w, const char *key, uint64_t v);
+/* Adds a value that is already JSON text (such as "true" or "[]"). */
+void http_jw_raw(struct http_jw *w, const char *key, const char *json);
+/* Replies with the object (500 if writing it failed) and frees w. */
+void http_reply_jw(struct http_req *r, int status, struct http_jw *w);
+
 /* Replies {"error": error, "detail": detail} with status. */
 void http_reply_error(
     struct http_req *r, int status, const char *error, const char *detail);

@@ -228,6 +228,26 @@ logd_banner(const struct logd *d, uint64_t size)
 	    c->data_dir);
 }
 
+/*
+ * The event loop.  With epoll, libevent's change list folds the read and
+ * write interest changes a request makes into at most one epoll_ctl per
+ * descriptor and loop turn (it must not be used with dup'd descriptors,
+ * which the daemon never has).
+ */
+static struct event_base *
+logd_base_new(void)
+{
+	struct event_config *cfg = event_config_new();
+	struct event_base *b;
+
+	if (cfg == NULL)
+		return NULL;
+	(void)event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	b = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return b;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -385,7 +405,7 @@ main(int argc, char **argv)
 	}
 
 	if (evthread_use_pthreads() != 0 ||
-	    (d->base = event_base_new()) == NULL) {
+	    (d->base = logd_base_new()) == NULL) {
 		snprintf(err, sizeof(err), "cannot start the event loop");
 		goto fail;
 	}

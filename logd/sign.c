@@ -541,15 +541,33 @@ sign_logged(struct seq_req *req, void *arg)
 	a->signatures++;
 	log_info("signed %s with %s for %s at index %llu", op->digest,
 	    op->sk->label, op->requester, (unsigned long long)req->item.index);
-	j = json_pack("{s:s, s:s, s:s, s:I, s:s%, s:s, s:O}", "signature",
-	    (const char *)b64.p, "key", op->sk->id, "alg", op->alg, "index",
-	    (json_int_t)req->item.index, "proof", (const char *)proof.p,
-	    proof.len, "request", op->id, "approvers", op->approvers);
-	if (j != NULL && op->kind == SIGN_APPROVED) {
-		json_object_set_new(j, "status", json_string("signed"));
-		sign_note_index(op, req->item.index);
+	/* Written directly (sorted keys): this is the hot path. */
+	{
+		struct http_jw jw;
+		char *appr = NULL;
+
+		if (json_array_size(op->approvers) > 0 &&
+		    (appr = json_dumps(op->approvers, JSON_COMPACT)) == NULL) {
+			http_reply_error(op->r, 500, "internal",
+			    "signature logged but its answer could not be "
+			    "written");
+			goto out;
+		}
+		http_jw_init(&jw, 2048 + proof.len);
+		http_jw_str(&jw, "alg", op->alg, strlen(op->alg));
+		http_jw_raw(&jw, "approvers", appr != NULL ? appr : "[]");
+		http_jw_u64(&jw, "index", req->item.index);
+		http_jw_str(&jw, "key", op->sk->id, strlen(op->sk->id));
+		http_jw_str(&jw, "proof", (const char *)proof.p, proof.len);
+		http_jw_str(&jw, "request", op->id, strlen(op->id));
+		http_jw_str(&jw, "signature", (const char *)b64.p, b64.len);
+		if (op->kind == SIGN_APPROVED) {
+			http_jw_str(&jw, "status", "signed", 6);
+			sign_note_index(op, req->item.index);
+		}
+		free(appr);
+		http_reply_jw(op->r, 200, &jw);
 	}
-	http_reply_json(op->r, 200, j);
 out:
 	kt_wipe(b64.p, b64.len);
 	kt_buf_free(&b64);
