@@ -22,6 +22,11 @@
 #define SIGN_RECORD_MAX (64 * 1024)
 /* Request IDs: 16 random bytes in hex. */
 #define SIGN_ID_LEN 32
+/*
+ * requests[<id> SIGN_INDEX_SUFFIX]: the leaf index (u64, big-endian) of a
+ * signed request's entry, written by the store in the signing commit.
+ */
+#define SIGN_INDEX_SUFFIX ":index"
 
 enum sign_kind {
 	SIGN_NOW,      /* allowed: sign and log */
@@ -55,6 +60,9 @@ struct sign_op {
 	struct kt_buf recbuf;
 	struct kt_buf artname;
 	struct store_put put;
+	/* An approved request: its record and its entry's index, together. */
+	struct store_put puts[2];
+	char idxkey[SIGN_ID_LEN + sizeof(SIGN_INDEX_SUFFIX)];
 	int busy; /* holds a slot of a->busy */
 };
 
@@ -402,7 +410,16 @@ sign_submit_entry(struct sign_op *op)
 			kt_buf_free(&b64);
 			return KT_ENOMEM;
 		}
-		sign_record_put(&op->req, &op->put, op->id, &op->recbuf);
+		sign_record_put(&op->req, &op->puts[0], op->id, &op->recbuf);
+		/* The index is assigned in this transaction: the store writes
+		 * it. */
+		snprintf(op->idxkey, sizeof(op->idxkey), "%s%s", op->id,
+		    SIGN_INDEX_SUFFIX);
+		op->puts[1].db = STORE_DB_REQUESTS;
+		op->puts[1].key.p = (const uint8_t *)op->idxkey;
+		op->puts[1].key.len = strlen(op->idxkey);
+		op->puts[1].index_value = 1;
+		op->req.item.nputs = 2;
 	}
 	api_time(now);
 	e = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:O, s:s, s:s, s:s}",
@@ -455,51 +472,6 @@ sign_hsm_done(void *arg)
 		http_reply_error(op->r, 503, "unavailable",
 		    "the log cannot accept entries; no signature was issued");
 		sign_op_free(op);
-	}
-}
-
-/* Adding the index to a signed request's record (best effort). */
-struct sign_note {
-	struct seq_req req;
-	struct kt_buf rec;
-	char id[SIGN_ID_LEN + 1];
-	struct store_put put;
-};
-
-static void
-sign_note_done(struct seq_req *req, void *arg)
-{
-	struct sign_note *n = arg;
-
-	if (req->rc != KT_OK)
-		log_warn("request %s: index not recorded: %s", n->id, req->err);
-	kt_buf_free(&n->rec);
-	free(n);
-}
-
-static void
-sign_note_index(struct sign_op *op, uint64_t index)
-{
-	struct sign_note *n = calloc(1, sizeof(*n));
-
-	if (n == NULL)
-		return;
-	kt_buf_init(&n->rec, SIGN_RECORD_MAX);
-	json_object_set_new(
-	    op->record, "index", json_integer((json_int_t)index));
-	memcpy(n->id, op->id, SIGN_ID_LEN + 1);
-	if (api_record(op->record, &n->rec) != KT_OK) {
-		kt_buf_free(&n->rec);
-		free(n);
-		return;
-	}
-	sign_record_put(&n->req, &n->put, n->id, &n->rec);
-	n->req.write_only = 1;
-	n->req.done = sign_note_done;
-	n->req.arg = n;
-	if (seq_submit(op->a->seq, &n->req) != KT_OK) {
-		kt_buf_free(&n->rec);
-		free(n);
 	}
 }
 
@@ -561,10 +533,8 @@ sign_logged(struct seq_req *req, void *arg)
 		http_jw_str(&jw, "proof", (const char *)proof.p, proof.len);
 		http_jw_str(&jw, "request", op->id, strlen(op->id));
 		http_jw_str(&jw, "signature", (const char *)b64.p, b64.len);
-		if (op->kind == SIGN_APPROVED) {
+		if (op->kind == SIGN_APPROVED)
 			http_jw_str(&jw, "status", "signed", 6);
-			sign_note_index(op, req->item.index);
-		}
 		free(appr);
 		http_reply_jw(op->r, 200, &jw);
 	}
@@ -799,6 +769,18 @@ sign_record_load(struct api *a, struct http_req *r, const char *id)
 	if (store_rd_get(rd, STORE_DB_REQUESTS, (const uint8_t *)id,
 		SIGN_ID_LEN, &b) == KT_OK)
 		j = json_loadb((const char *)b.p, b.len, 0, NULL);
+	/* A signed request: its entry's index, from the same snapshot. */
+	if (j != NULL && json_object_get(j, "index") == NULL) {
+		char key[SIGN_ID_LEN + sizeof(SIGN_INDEX_SUFFIX)];
+
+		snprintf(key, sizeof(key), "%s%s", id, SIGN_INDEX_SUFFIX);
+		b.len = 0;
+		if (store_rd_get(rd, STORE_DB_REQUESTS, (const uint8_t *)key,
+			strlen(key), &b) == KT_OK &&
+		    b.len == 8)
+			json_object_set_new(j, "index",
+			    json_integer((json_int_t)kt_get_u64be(b.p)));
+	}
 	store_rd_end(rd);
 	kt_buf_free(&b);
 	if (j == NULL)
@@ -975,56 +957,6 @@ out:
 	json_decref(body);
 }
 
-/*
- * A signed request's record learns its entry's index in a write after the
- * signing commit (the index is not known before).  Until that write lands
- * (or if it failed), find the entry through the digest index: the
- * signature entry names its request.
- */
-static void
-sign_record_index(struct api *a, json_t *rec, const char *id)
-{
-	const char *status = json_string_value(json_object_get(rec, "status"));
-	const char *digest = json_string_value(json_object_get(rec, "digest"));
-	uint64_t found[64];
-	uint8_t raw[32];
-	struct store_rd *rd;
-	size_t n = 0;
-	int more = 0;
-
-	if (status == NULL || strcmp(status, "signed") != 0 ||
-	    json_object_get(rec, "index") != NULL || digest == NULL ||
-	    kt_hex_decode_exact(digest, strlen(digest), raw, 32) != KT_OK ||
-	    store_rd_begin(a->st, &rd) != KT_OK)
-		return;
-	if (store_rd_search(rd, STORE_BY_DIGEST, raw, 32, UINT64_MAX, found, 64,
-		&n, &more) == KT_OK) {
-		for (size_t i = n; i-- > 0;) {
-			struct kt_buf e;
-			json_t *j;
-
-			kt_buf_init(&e, KT_ENTRY_MAX);
-			if (store_rd_entry(rd, found[i], &e) == KT_OK &&
-			    (j = json_loadb(
-				 (const char *)e.p, e.len, 0, NULL)) != NULL) {
-				const char *req = json_string_value(
-				    json_object_get(j, "request"));
-				int match = req != NULL && strcmp(req, id) == 0;
-
-				json_decref(j);
-				if (match) {
-					json_object_set_new(rec, "index",
-					    json_integer((json_int_t)found[i]));
-					kt_buf_free(&e);
-					break;
-				}
-			}
-			kt_buf_free(&e);
-		}
-	}
-	store_rd_end(rd);
-}
-
 /* /v1/requests/<id>[/approve|/deny] */
 void
 sign_requests(struct http_req *r, void *arg)
@@ -1056,7 +988,6 @@ sign_requests(struct http_req *r, void *arg)
 		if ((rec = sign_record_load(a, r, id)) == NULL)
 			return;
 		sign_record_expire(rec, api_now(a));
-		sign_record_index(a, rec, id);
 		http_reply_json(r, 200, rec);
 		return;
 	}

@@ -424,7 +424,7 @@ wtx_get(struct store_wtx *w, enum store_dbi db, const void *k, size_t klen,
 }
 
 static void
-wtx_aux(struct store_wtx *w, const struct store_put *p)
+wtx_aux(struct store_wtx *w, const struct store_put *p, uint64_t idx)
 {
 	MDB_val key = store_val(p->key.p, p->key.len);
 	enum store_dbi db;
@@ -433,6 +433,14 @@ wtx_aux(struct store_wtx *w, const struct store_put *p)
 	if (w->rc != KT_OK)
 		return;
 	STORE_ASSERT(store_aux_dbi(p->db, &db) == KT_OK);
+	if (!p->del && p->index_value) {
+		uint8_t v[8];
+
+		STORE_ASSERT(idx != UINT64_MAX);
+		kt_put_u64be(v, idx);
+		wtx_put(w, db, p->key.p, p->key.len, v, sizeof(v), 0);
+		return;
+	}
 	if (!p->del) {
 		wtx_put(w, db, p->key.p, p->key.len, p->val.p, p->val.len, 0);
 		return;
@@ -692,7 +700,7 @@ wtx_add(
 	}
 	wtx_index(w, DB_BYARTIFACT, it->by_artifact, idx);
 	for (size_t i = 0; i < it->nputs; i++)
-		wtx_aux(w, &it->puts[i]);
+		wtx_aux(w, &it->puts[i], idx);
 	if (w->rc != KT_OK)
 		return;
 	rc = kt_stored_hashes(idx, &it->leaf, wtx_read_hashes, w, hs, &nh);
@@ -992,14 +1000,16 @@ store_write(struct store *s, const struct store_put *puts, size_t n, char *err,
 		return KT_EINVAL;
 	}
 	for (size_t i = 0; i < n; i++)
-		if ((rc = store_put_check(&puts[i])) != KT_OK) {
+		if ((rc = puts[i].index_value
+			    ? KT_EINVAL
+			    : store_put_check(&puts[i])) != KT_OK) {
 			store_seterr(
 			    err, errlen, "write %zu: %s", i, kt_strerror(rc));
 			return rc;
 		}
 	if (wtx_begin(s, &w, err, errlen) == KT_OK)
 		for (size_t i = 0; i < n; i++)
-			wtx_aux(&w, &puts[i]);
+			wtx_aux(&w, &puts[i], UINT64_MAX);
 	return wtx_end(&w, 1);
 }
 

@@ -79,6 +79,13 @@ struct store_put {
 	struct kt_bytes key;
 	struct kt_bytes val;
 	int del;
+	/*
+	 * Only in an item's puts: the value written is the item's leaf index
+	 * (8 bytes, big-endian) and val is ignored, so a record can name the
+	 * entry in the transaction that assigns its index.  store_write
+	 * refuses it (KT_EINVAL).
+	 */
+	int index_value;
 };
 
 /*

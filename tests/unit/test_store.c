@@ -464,9 +464,14 @@ test_store_append_dedups(void **state)
 	uint8_t b[4][128];
 	struct store_item it[5];
 	struct store_put pa = { STORE_DB_KEYS, { (const uint8_t *)"pa", 2 },
-		{ (const uint8_t *)"A", 1 }, 0 };
-	struct store_put pc = { STORE_DB_KEYS, { (const uint8_t *)"pc", 2 },
-		{ (const uint8_t *)"C", 1 }, 0 };
+		{ (const uint8_t *)"A", 1 }, 0, 0 };
+	/* A record and, written by the store, the index its entry gets. */
+	struct store_put pc[2] = {
+		{ STORE_DB_KEYS, { (const uint8_t *)"pc", 2 },
+		    { (const uint8_t *)"C", 1 }, 0, 0 },
+		{ STORE_DB_KEYS, { (const uint8_t *)"pi", 2 }, { NULL, 0 }, 0,
+		    1 },
+	};
 	struct kt_buf note, latest, v;
 	struct store_rd *rd;
 	uint64_t size = 99;
@@ -487,8 +492,8 @@ test_store_append_dedups(void **state)
 	plain_item(1, b[2], &it[3]);
 	it[0].puts = &pa;
 	it[0].nputs = 1;
-	it[1].puts = &pc;
-	it[1].nputs = 1;
+	it[1].puts = pc;
+	it[1].nputs = 2;
 	it[2].puts = &pa; /* a duplicate in the batch: not written */
 	it[2].nputs = 1;
 	assert_int_equal(store_append(f->s, it, 4, fake_sign, &f->sg, &note,
@@ -526,6 +531,12 @@ test_store_append_dedups(void **state)
 	    KT_OK);
 	assert_int_equal(v.len, 1);
 	assert_int_equal(v.p[0], 'C');
+	kt_buf_reset(&v);
+	assert_int_equal(
+	    store_rd_get(rd, STORE_DB_KEYS, (const uint8_t *)"pi", 2, &v),
+	    KT_OK);
+	assert_int_equal(v.len, 8);
+	assert_int_equal(kt_get_u64be(v.p), 2);
 	assert_int_equal(
 	    store_rd_get(rd, STORE_DB_KEYS, (const uint8_t *)"pa", 2, &v),
 	    KT_ENOTFOUND);
@@ -805,7 +816,7 @@ test_store_rejects_bad_input(void **state)
 	struct fx *f = *state;
 	struct store_item it;
 	struct store_put p = { STORE_DB_POLICIES, { (const uint8_t *)"x", 1 },
-		{ NULL, 0 }, 0 };
+		{ NULL, 0 }, 0, 0 };
 	struct store_rd *rd;
 	struct kt_buf b;
 	char err[256];
@@ -837,6 +848,11 @@ test_store_rejects_bad_input(void **state)
 	p.db = STORE_DB_POLICIES;
 	p.key.len = 0;
 	assert_int_equal(store_write(f->s, &p, 1, err, sizeof(err)), KT_EINVAL);
+	/* Only an appended entry has an index to write. */
+	p.key.len = 1;
+	p.index_value = 1;
+	assert_int_equal(store_write(f->s, &p, 1, err, sizeof(err)), KT_EINVAL);
+	p.index_value = 0;
 	assert_int_equal(store_rd_begin(f->s, &rd), KT_OK);
 	assert_int_equal(store_rd_size(rd), 0);
 	assert_int_equal(store_rd_checkpoint(rd, &b), KT_ENOTFOUND);
@@ -859,11 +875,11 @@ test_store_write_aux(void **state)
 	struct fx *f = *state;
 	struct store_put p[3] = {
 		{ STORE_DB_REQUESTS, { (const uint8_t *)"r2", 2 },
-		    { (const uint8_t *)"two", 3 }, 0 },
+		    { (const uint8_t *)"two", 3 }, 0, 0 },
 		{ STORE_DB_REQUESTS, { (const uint8_t *)"r1", 2 },
-		    { (const uint8_t *)"one", 3 }, 0 },
+		    { (const uint8_t *)"one", 3 }, 0, 0 },
 		{ STORE_DB_REQUESTS, { (const uint8_t *)"r3", 2 },
-		    { (const uint8_t *)"", 0 }, 0 },
+		    { (const uint8_t *)"", 0 }, 0, 0 },
 	};
 	struct store_rd *rd;
 	struct kt_buf b;
