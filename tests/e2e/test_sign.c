@@ -351,6 +351,26 @@ static const struct sign_case cases_redecide[] = {
 	  .approvers = "", .needed = 1, .from = "alice,bob" },
 };
 
+/* A request waits while its key leaves the policy. */
+static const struct sign_case cases_leave_before[] = {
+	{ .desc = "ci asks release: pending",
+	  .who = "ci", .op = OP_SIGN, .key = "release", .slot = 7,
+	  .status = 202, .state = "pending", .approvers = "", .needed = 1,
+	  .from = "alice,bob" },
+};
+static const struct sign_case cases_leave_after[] = {
+	{ .desc = "release left the policy: alice approves, unknown_key",
+	  .who = "alice", .op = OP_APPROVE, .slot = 7, .status = 403,
+	  .error = "unknown_key" },
+	{ .desc = "nor can bob deny it",
+	  .who = "bob", .op = OP_DENY, .slot = 7, .status = 403,
+	  .error = "unknown_key" },
+	{ .desc = "the request stays pending, nothing approved",
+	  .who = "admin", .op = OP_GET, .slot = 7, .status = 200,
+	  .state = "pending", .approvers = "", .needed = 1,
+	  .from = "alice,bob" },
+};
+
 /* Revocation, last: it is irreversible. */
 static const struct sign_case cases_revoke[] = {
 	{ .desc = "ci (no admin role) revokes default: forbidden",
@@ -431,6 +451,14 @@ static const struct phase phases[] = {
 	    "             'approvals': {'required': 1,"
 	    "                           'from': ['alice', 'bob']}}}",
 	    "{'expire_seconds': 60}", 0, 0, PHASE_CASES(cases_expire) },
+	{ "key leaving the policy",
+	    "{'default': {'requesters': ['ci']},"
+	    " 'release': {'requesters': ['ci'],"
+	    "             'approvals': {'required': 1,"
+	    "                           'from': ['alice', 'bob']}}}",
+	    NULL, 0, 0, PHASE_CASES(cases_leave_before) },
+	{ "key left the policy", "{'default': {'requesters': ['ci']}}", NULL, 0,
+	    0, PHASE_CASES(cases_leave_after) },
 	{ "decided again at quorum",
 	    "{'default': {'requesters': ['ci']},"
 	    " 'release': {'requesters': ['ci'],"
