@@ -1,5 +1,8 @@
 /*
- * The log's storage: one LMDB environment, owned by this file alone.
+ * The log's storage: one LMDB environment, owned by this file and its
+ * read side, store_rd.c (read sessions).  This file opens and closes the
+ * environment, creates and checks the schema and meta, and does every
+ * write.
  *
  * The schema is in docs/storage.md.  In short: entries by leaf index,
  * every stored hash of the tree in "level tiles" (256 hashes of one tree
@@ -22,59 +25,19 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <lmdb.h>
-
 #include "keytrail/checkpoint.h"
 #include "keytrail/merkle.h"
 #include "keytrail/note.h"
 #include "keytrail/tile.h"
-#include "store.h"
+#include "store_int.h"
 
-/* Broken invariants abort, in every build (STYLE.md section 1.3). */
-#define STORE_ASSERT(c) \
-	do { \
-		if (!(c)) \
-			abort(); \
-	} while (0)
-
-/*
- * Tree levels that can hold stored hashes: kt_stored_hash_index takes
- * levels 0..62, and no tree below KT_SIZE_MAX reaches level 63.
- */
-#define STORE_LEVELS 63
 /* Named databases the environment may hold (11 used, room to grow). */
 #define STORE_MAXDBS 16
-/* A level tile key: the tree level, then the tile index big-endian. */
-#define STORE_TILE_KEY 9
-/* A search index key: value length, value, leaf index big-endian. */
-#define STORE_INDEX_KEY_MAX (1 + STORE_INDEX_VALUE_MAX + 8)
 
-/* The named databases; store_db_names gives their names on disk. */
-enum store_dbi {
-	DB_META,
-	DB_ENTRIES,
-	DB_TILES,
-	DB_BYHASH,
-	DB_BYKEY,
-	DB_BYDIGEST,
-	DB_BYARTIFACT,
-	DB_CHECKPOINTS,
-	DB_KEYS,
-	DB_POLICIES,
-	DB_REQUESTS,
-	DB_COUNT
-};
-
+/* The names on disk of the databases of enum store_dbi. */
 static const char *const store_db_names[DB_COUNT] = { "meta", "entries",
 	"tiles", "byhash", "bykey", "bydigest", "byartifact", "checkpoints",
 	"keys", "policies", "requests" };
-
-/* Keys of the meta database. */
-#define META_VERSION "version"
-#define META_ORIGIN "origin"
-#define META_SIZE "size"
-#define META_SIGNED_SIZE "signed_size"
-#define META_SIGNED_ROOT "signed_root"
 
 /*
  * The tile of one tree level that a write batch is filling: tile index
@@ -95,23 +58,6 @@ struct store_result {
 	int duplicate;
 };
 
-struct store {
-	MDB_env *env;
-	MDB_dbi dbi[DB_COUNT];
-	uint64_t map_size;
-	char origin[STORE_ORIGIN_MAX + 1];
-	size_t originlen;
-	/*
-	 * Writer scratch.  Used only inside a write transaction, so LMDB's
-	 * writer lock serialises it.
-	 */
-	struct store_level *levels; /* [STORE_LEVELS] */
-	struct store_result *res;
-	size_t rescap;
-	struct kt_buf text;
-	struct kt_buf note;
-};
-
 /* A write transaction with a sticky error. */
 struct store_wtx {
 	struct store *s;
@@ -124,24 +70,6 @@ struct store_wtx {
 	int rc;
 	char *err;
 	size_t errlen;
-};
-
-/* One tile per tree level, looked up by a read session. */
-struct store_rd_tile {
-	uint64_t tile;
-	const uint8_t *p; /* borrowed from LMDB until the session ends */
-	size_t len;
-	int ok;
-};
-
-struct store_rd {
-	struct store *s;
-	MDB_txn *txn;
-	uint64_t size;
-	int has_cp;
-	uint64_t signed_size;
-	struct kt_hash signed_root;
-	struct store_rd_tile cache[STORE_LEVELS];
 };
 
 static void store_seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -197,19 +125,8 @@ store_mdb_error(
 	}
 }
 
-/* Read-side mapping: no message, just the code. */
-static int
-store_rd_error(int mrc)
-{
-	if (mrc == MDB_NOTFOUND)
-		return KT_ENOTFOUND;
-	if (mrc == ENOMEM)
-		return KT_ENOMEM;
-	return KT_EIO;
-}
-
 /* An MDB_val over borrowed bytes; LMDB never writes through it. */
-static MDB_val
+MDB_val
 store_val(const void *p, size_t len)
 {
 	MDB_val v;
@@ -219,7 +136,7 @@ store_val(const void *p, size_t len)
 	return v;
 }
 
-static void
+void
 store_tile_key(uint8_t k[STORE_TILE_KEY], int level, uint64_t tile)
 {
 	STORE_ASSERT(level >= 0 && level < STORE_LEVELS);
@@ -228,7 +145,7 @@ store_tile_key(uint8_t k[STORE_TILE_KEY], int level, uint64_t tile)
 }
 
 /* Builds len || value || index into k; returns the key length. */
-static size_t
+size_t
 store_index_key(uint8_t k[STORE_INDEX_KEY_MAX], const uint8_t *value,
     size_t len, uint64_t index)
 {
@@ -240,13 +157,11 @@ store_index_key(uint8_t k[STORE_INDEX_KEY_MAX], const uint8_t *value,
 	return 1 + len + 8;
 }
 
-/* The table behind each auxiliary table and each search index. */
+/* The table behind each auxiliary table. */
 static const enum store_dbi store_aux_dbis[] = { DB_KEYS, DB_POLICIES,
 	DB_REQUESTS };
-static const enum store_dbi store_index_dbis[] = { DB_BYKEY, DB_BYDIGEST,
-	DB_BYARTIFACT };
 
-static int
+int
 store_aux_dbi(enum store_aux db, enum store_dbi *out)
 {
 	if ((unsigned)db >= sizeof(store_aux_dbis) / sizeof(store_aux_dbis[0]))
@@ -259,7 +174,7 @@ store_aux_dbi(enum store_aux db, enum store_dbi *out)
  * Reads an 8-byte big-endian number from meta.  Returns KT_OK,
  * KT_ENOTFOUND, KT_EPARSE (wrong length) or KT_EIO.
  */
-static int
+int
 store_meta_u64(
     const struct store *s, MDB_txn *txn, const char *name, uint64_t *out)
 {
@@ -278,7 +193,7 @@ store_meta_u64(
  * Reads the signed tree state from meta: *has_cp and, if set, the signed
  * size and root.  Returns KT_OK, KT_EPARSE or KT_EIO.
  */
-static int
+int
 store_meta_signed(const struct store *s, MDB_txn *txn, int *has_cp,
     uint64_t *size, struct kt_hash *root)
 {
@@ -1285,326 +1200,4 @@ store_stats(struct store *s, struct store_stats *st)
 	st->entries = rd->size;
 	store_rd_end(rd);
 	return KT_OK;
-}
-
-/*
- * Read sessions.
- */
-
-int
-store_rd_begin(struct store *s, struct store_rd **out)
-{
-	struct store_rd *rd;
-	int mrc, rc;
-
-	if ((rd = calloc(1, sizeof(*rd))) == NULL)
-		return KT_ENOMEM;
-	rd->s = s;
-	if ((mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &rd->txn)) != 0) {
-		free(rd);
-		return mrc == MDB_READERS_FULL ? KT_EUNAVAIL
-					       : store_rd_error(mrc);
-	}
-	if ((rc = store_meta_u64(s, rd->txn, META_SIZE, &rd->size)) != KT_OK ||
-	    (rc = store_meta_signed(s, rd->txn, &rd->has_cp, &rd->signed_size,
-		 &rd->signed_root)) != KT_OK) {
-		store_rd_end(rd);
-		return KT_EIO;
-	}
-	*out = rd;
-	return KT_OK;
-}
-
-void
-store_rd_end(struct store_rd *rd)
-{
-	if (rd == NULL)
-		return;
-	mdb_txn_abort(rd->txn);
-	free(rd);
-}
-
-uint64_t
-store_rd_size(const struct store_rd *rd)
-{
-	return rd->size;
-}
-
-/* Looks key up in db and appends its value to out. */
-static int
-store_rd_copy(struct store_rd *rd, enum store_dbi db, const void *key,
-    size_t klen, struct kt_buf *out)
-{
-	MDB_val k = store_val(key, klen), v;
-	int mrc;
-
-	if ((mrc = mdb_get(rd->txn, rd->s->dbi[db], &k, &v)) != 0)
-		return store_rd_error(mrc);
-	return kt_buf_append(out, v.mv_data, v.mv_size);
-}
-
-int
-store_rd_checkpoint(struct store_rd *rd, struct kt_buf *note)
-{
-	if (!rd->has_cp)
-		return KT_ENOTFOUND;
-	return store_rd_checkpoint_at(rd, rd->signed_size, note);
-}
-
-int
-store_rd_checkpoint_at(struct store_rd *rd, uint64_t size, struct kt_buf *note)
-{
-	uint8_t k[8];
-
-	kt_put_u64be(k, size);
-	return store_rd_copy(rd, DB_CHECKPOINTS, k, sizeof(k), note);
-}
-
-int
-store_rd_entry(struct store_rd *rd, uint64_t index, struct kt_buf *out)
-{
-	uint8_t k[8];
-
-	if (index >= rd->size)
-		return KT_ENOTFOUND;
-	kt_put_u64be(k, index);
-	return store_rd_copy(rd, DB_ENTRIES, k, sizeof(k), out);
-}
-
-/*
- * Finds level tile (l, tile), remembering the last one of each level:
- * proofs and tile requests come back to the same tiles.  The bytes stay
- * valid until the session ends (LMDB read-only transactions).
- */
-static int
-store_rd_level_tile(
-    struct store_rd *rd, int l, uint64_t tile, const uint8_t **p, size_t *len)
-{
-	struct store_rd_tile *c = &rd->cache[l];
-	uint8_t key[STORE_TILE_KEY];
-	MDB_val k, v;
-	int mrc;
-
-	STORE_ASSERT(l >= 0 && l < STORE_LEVELS);
-	if (!c->ok || c->tile != tile) {
-		store_tile_key(key, l, tile);
-		k = store_val(key, sizeof(key));
-		if ((mrc = mdb_get(rd->txn, rd->s->dbi[DB_TILES], &k, &v)) != 0)
-			return store_rd_error(mrc);
-		c->tile = tile;
-		c->p = v.mv_data;
-		c->len = v.mv_size;
-		c->ok = 1;
-	}
-	*p = c->p;
-	*len = c->len;
-	return KT_OK;
-}
-
-static int
-store_tile_args(int level, uint64_t index, unsigned width)
-{
-	if (level < 0 || level > KT_TILE_LEVEL_MAX ||
-	    index > KT_TILE_INDEX_MAX || width == 0 || width > KT_TILE_WIDTH)
-		return KT_EINVAL;
-	return KT_OK;
-}
-
-int
-store_rd_tile(struct store_rd *rd, int level, uint64_t index, unsigned width,
-    struct kt_buf *out)
-{
-	size_t want = (size_t)width * KT_HASH_SIZE, len;
-	const uint8_t *p;
-	int rc;
-
-	if ((rc = store_tile_args(level, index, width)) != KT_OK)
-		return rc;
-	/* C2SP tile L/N is level tile (8L, N); no tree reaches level 63. */
-	if (level * KT_TILE_HEIGHT >= STORE_LEVELS)
-		return KT_ENOTFOUND;
-	rc = store_rd_level_tile(rd, level * KT_TILE_HEIGHT, index, &p, &len);
-	if (rc != KT_OK)
-		return rc;
-	if (len < want)
-		return KT_ENOTFOUND;
-	return kt_buf_append(out, p, want);
-}
-
-int
-store_rd_bundle(
-    struct store_rd *rd, uint64_t index, unsigned width, struct kt_buf *out)
-{
-	size_t orig = out->len;
-	uint64_t first = index * KT_TILE_WIDTH;
-	MDB_cursor *cur = NULL;
-	uint8_t key[8];
-	MDB_val k, v;
-	int mrc, rc;
-
-	if ((rc = store_tile_args(0, index, width)) != KT_OK)
-		return rc;
-	if (first + width > rd->size)
-		return KT_ENOTFOUND;
-	if ((mrc = mdb_cursor_open(rd->txn, rd->s->dbi[DB_ENTRIES], &cur)))
-		return store_rd_error(mrc);
-	kt_put_u64be(key, first);
-	k = store_val(key, sizeof(key));
-	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
-	for (unsigned i = 0; i < width; i++) {
-		if (i > 0)
-			mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-		if (mrc != 0) {
-			rc = mrc == MDB_NOTFOUND ? KT_EIO : store_rd_error(mrc);
-			goto out;
-		}
-		/* The entries below the tree size are dense. */
-		if (k.mv_size != 8 || kt_get_u64be(k.mv_data) != first + i) {
-			rc = KT_EIO;
-			goto out;
-		}
-		rc = kt_entry_bundle_append(out, v.mv_data, v.mv_size);
-		if (rc != KT_OK)
-			goto out;
-	}
-	rc = KT_OK;
-out:
-	mdb_cursor_close(cur);
-	if (rc != KT_OK)
-		out->len = orig;
-	return rc;
-}
-
-int
-store_rd_read_hashes(
-    void *ctx, const uint64_t *indexes, size_t n, struct kt_hash *out)
-{
-	struct store_rd *rd = ctx;
-	struct kt_hash tmp[KT_READ_MAX];
-	const uint8_t *p;
-	size_t len, off;
-	uint64_t pos;
-	int l, rc;
-
-	if (n > KT_READ_MAX)
-		return KT_EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		if (indexes[i] >= KT_SIZE_MAX)
-			return KT_ENOTFOUND;
-		kt_split_stored_hash_index(indexes[i], &l, &pos);
-		if (l >= STORE_LEVELS)
-			return KT_ENOTFOUND;
-		rc = store_rd_level_tile(rd, l, pos / KT_TILE_WIDTH, &p, &len);
-		if (rc != KT_OK)
-			return rc;
-		off = (size_t)(pos % KT_TILE_WIDTH) * KT_HASH_SIZE;
-		if (len < off + KT_HASH_SIZE)
-			return KT_ENOTFOUND;
-		memcpy(tmp[i].b, p + off, KT_HASH_SIZE);
-	}
-	memcpy(out, tmp, n * sizeof(tmp[0]));
-	return KT_OK;
-}
-
-int
-store_rd_find_leaf(
-    struct store_rd *rd, const struct kt_hash *leaf, uint64_t *index)
-{
-	MDB_val k = store_val(leaf->b, KT_HASH_SIZE), v;
-	int mrc;
-
-	if ((mrc = mdb_get(rd->txn, rd->s->dbi[DB_BYHASH], &k, &v)) != 0)
-		return store_rd_error(mrc);
-	if (v.mv_size != 8)
-		return KT_EIO;
-	*index = kt_get_u64be(v.mv_data);
-	return KT_OK;
-}
-
-int
-store_rd_search(struct store_rd *rd, enum store_index which,
-    const uint8_t *value, size_t len, uint64_t after, uint64_t *out, size_t max,
-    size_t *nout, int *more)
-{
-	uint8_t key[STORE_INDEX_KEY_MAX];
-	size_t plen = 1 + len, cnt = 0;
-	MDB_cursor *cur = NULL;
-	enum store_dbi db;
-	int mrc, found = 0;
-	MDB_val k, v;
-
-	if ((unsigned)which >=
-	    sizeof(store_index_dbis) / sizeof(store_index_dbis[0]))
-		return KT_EINVAL;
-	db = store_index_dbis[which];
-	if (len == 0 || value == NULL || max == 0)
-		return KT_EINVAL;
-	if (len > STORE_INDEX_VALUE_MAX)
-		return KT_ETOOBIG;
-	if (after >= KT_SIZE_MAX && after != UINT64_MAX) {
-		*nout = 0;
-		*more = 0;
-		return KT_OK;
-	}
-	/* UINT64_MAX + 1 wraps to 0: from the start. */
-	k = store_val(key, store_index_key(key, value, len, after + 1));
-	if ((mrc = mdb_cursor_open(rd->txn, rd->s->dbi[db], &cur)) != 0)
-		return store_rd_error(mrc);
-	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	while (mrc == 0 && k.mv_size == plen + 8 &&
-	    memcmp(k.mv_data, key, plen) == 0) {
-		if (cnt == max) {
-			found = 1;
-			break;
-		}
-		out[cnt++] = kt_get_u64be((const uint8_t *)k.mv_data + plen);
-		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-	}
-	mdb_cursor_close(cur);
-	if (mrc != 0 && mrc != MDB_NOTFOUND)
-		return store_rd_error(mrc);
-	*nout = cnt;
-	*more = found;
-	return KT_OK;
-}
-
-int
-store_rd_get(struct store_rd *rd, enum store_aux db, const uint8_t *key,
-    size_t klen, struct kt_buf *val)
-{
-	enum store_dbi dbi;
-
-	if (store_aux_dbi(db, &dbi) != KT_OK || key == NULL || klen == 0 ||
-	    klen > STORE_AUX_KEY_MAX)
-		return KT_EINVAL;
-	return store_rd_copy(rd, dbi, key, klen, val);
-}
-
-int
-store_rd_iter(struct store_rd *rd, enum store_aux db,
-    int (*cb)(void *ctx, struct kt_bytes key, struct kt_bytes val), void *ctx)
-{
-	MDB_cursor *cur = NULL;
-	struct kt_bytes kb, vb;
-	enum store_dbi dbi;
-	MDB_val k, v;
-	int mrc, rc = KT_OK;
-
-	if (store_aux_dbi(db, &dbi) != KT_OK || cb == NULL)
-		return KT_EINVAL;
-	if ((mrc = mdb_cursor_open(rd->txn, rd->s->dbi[dbi], &cur)) != 0)
-		return store_rd_error(mrc);
-	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
-	     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		kb.p = k.mv_data;
-		kb.len = k.mv_size;
-		vb.p = v.mv_data;
-		vb.len = v.mv_size;
-		if ((rc = cb(ctx, kb, vb)) != KT_OK)
-			break;
-	}
-	mdb_cursor_close(cur);
-	if (rc == KT_OK && mrc != MDB_NOTFOUND)
-		rc = store_rd_error(mrc);
-	return rc;
 }

@@ -8,11 +8,11 @@
  * opaque key/value tables the layers above keep (keys, policies, pending
  * requests).  docs/storage.md describes the schema byte by byte.
  *
- * store.c is the only file that includes lmdb.h, and every transaction
- * begins and ends inside it: writes are one call each (store_append,
- * store_init_checkpoint, store_write), reads are a short session
- * (store_rd_begin ... store_rd_end) that sees one consistent snapshot and
- * copies out everything it returns.
+ * store.c (writes) and store_rd.c (reads) are the only files that include
+ * lmdb.h, and every transaction begins and ends inside them: writes are
+ * one call each (store_append, store_init_checkpoint, store_write), reads
+ * are a short session (store_rd_begin ... store_rd_end) that sees one
+ * consistent snapshot and copies out everything it returns.
  *
  * Threads: any thread may run read sessions (the environment is opened
  * with MDB_NOTLS), each session used by one thread at a time.  Writes are
