@@ -270,6 +270,7 @@ http_gzip(const uint8_t *p, size_t len, struct kt_buf *out)
 	z_stream z;
 	uint8_t *dst;
 	uLong cap;
+	size_t start;
 	int rc = KT_EINTERNAL;
 
 	memset(&z, 0, sizeof(z));
@@ -278,6 +279,7 @@ http_gzip(const uint8_t *p, size_t len, struct kt_buf *out)
 		Z_DEFAULT_STRATEGY) != Z_OK)
 		return KT_ENOMEM;
 	cap = deflateBound(&z, (uLong)len);
+	start = out->len;
 	if (kt_buf_extend(out, cap, &dst) != KT_OK) {
 		deflateEnd(&z);
 		return KT_ENOMEM;
@@ -287,10 +289,10 @@ http_gzip(const uint8_t *p, size_t len, struct kt_buf *out)
 	z.next_out = dst;
 	z.avail_out = (uInt)cap;
 	if (deflate(&z, Z_FINISH) == Z_STREAM_END) {
-		out->len -= cap - z.total_out;
+		kt_buf_truncate(out, start + z.total_out);
 		rc = KT_OK;
 	} else {
-		out->len -= cap;
+		kt_buf_truncate(out, start);
 	}
 	deflateEnd(&z);
 	return rc;

@@ -774,7 +774,7 @@ sign_record_load(struct api *a, struct http_req *r, const char *id)
 		char key[SIGN_ID_LEN + sizeof(SIGN_INDEX_SUFFIX)];
 
 		snprintf(key, sizeof(key), "%s%s", id, SIGN_INDEX_SUFFIX);
-		b.len = 0;
+		kt_buf_reset(&b);
 		if (store_rd_get(rd, STORE_DB_REQUESTS, (const uint8_t *)key,
 			strlen(key), &b) == KT_OK &&
 		    b.len == 8)

@@ -170,6 +170,13 @@ kt_buf_reset(struct kt_buf *b)
 }
 
 void
+kt_buf_truncate(struct kt_buf *b, size_t len)
+{
+	if (len < b->len)
+		b->len = len;
+}
+
+void
 kt_buf_free(struct kt_buf *b)
 {
 	if (b == NULL)

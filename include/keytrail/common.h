@@ -105,6 +105,11 @@ int kt_buf_append_u64(struct kt_buf *b, uint64_t v) KT_MUST_CHECK;
 int kt_buf_terminate(struct kt_buf *b) KT_MUST_CHECK;
 /* Drops the contents, keeps the allocation. */
 void kt_buf_reset(struct kt_buf *b);
+/*
+ * Keeps only the first len bytes (no-op if there are no more), for
+ * example to give back the unused tail of a kt_buf_extend() reservation.
+ */
+void kt_buf_truncate(struct kt_buf *b, size_t len);
 /* Frees the storage; b is empty afterwards and may be reused. */
 void kt_buf_free(struct kt_buf *b);
 /* Zeroes the whole allocation, then frees it. */

@@ -152,6 +152,11 @@ test_buf_append_respects_max(void **state)
 	assert_int_equal(b.len, 0);
 	assert_int_equal(kt_buf_append_u64(&b, 1234567890), KT_OK);
 	assert_memory_equal(b.p, "1234567890", 10);
+	kt_buf_truncate(&b, 11);
+	assert_int_equal(b.len, 10);
+	kt_buf_truncate(&b, 4);
+	assert_int_equal(b.len, 4);
+	assert_memory_equal(b.p, "1234", 4);
 	kt_buf_wipe(&b);
 	assert_null(b.p);
 	kt_buf_free(NULL);
