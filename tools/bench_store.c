@@ -13,6 +13,12 @@
  *   keytrail-bench-store DIR 0               proof latency of an existing
  *                                            store: a cold pass, then the
  *                                            same proofs again (warm)
+ *   keytrail-bench-store --logd DATADIR N [BATCH]
+ *                                            adds N entries to the log of a
+ *                                            stopped keytrail-logd, with
+ *                                            checkpoints signed by its key
+ *                                            in its HSM, so the daemon can
+ *                                            be measured at any size
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -23,6 +29,8 @@
 
 #include <openssl/rand.h>
 
+#include "conf.h"
+#include "hsm.h"
 #include "keytrail/encoding.h"
 #include "keytrail/merkle.h"
 #include "keytrail/note.h"
@@ -41,6 +49,70 @@ static int
 sign_cb(void *ctx, const uint8_t *text, size_t len, struct kt_buf *out)
 {
 	return kt_note_sign(text, len, ctx, 1, 0, out);
+}
+
+/* The daemon's log key in its HSM, for --logd. */
+struct bench_hsm {
+	struct hsm *h;
+	struct hsm_key *k;
+};
+
+static int
+bench_hsm_sign(
+    void *ctx, const uint8_t *msg, size_t len, uint8_t sig[KT_ED25519_SIG_SIZE])
+{
+	struct bench_hsm *b = ctx;
+	char err[256];
+	size_t siglen;
+
+	if (hsm_sign(b->h, b->k, msg, len, sig, KT_ED25519_SIG_SIZE, &siglen,
+		err, sizeof(err)) != KT_OK) {
+		fprintf(stderr, "keytrail-bench-store: %s\n", err);
+		return KT_EIO;
+	}
+	return siglen == KT_ED25519_SIG_SIZE ? KT_OK : KT_EINTERNAL;
+}
+
+/*
+ * Opens the log of the daemon whose data directory is dir, as the daemon
+ * does (its config, its HSM key, its origin), with signer signing in the
+ * HSM.  The daemon must be stopped: LMDB has one writer.
+ */
+static int
+bench_open_logd(const char *dir, struct bench_hsm *b,
+    struct kt_note_signer *signer, struct store **st)
+{
+	struct hsm_config hc;
+	struct conf c;
+	struct kt_bytes spki;
+	char err[512] = "";
+
+	if (conf_load(dir, NULL, &c, err, sizeof(err)) != KT_OK)
+		goto fail;
+	memset(&hc, 0, sizeof(hc));
+	hc.module = c.hsm_module;
+	hc.token_label = c.hsm_token;
+	hc.pin_file = c.hsm_pin_file;
+	hc.softhsm_conf = c.hsm_softhsm_conf[0] ? c.hsm_softhsm_conf : NULL;
+	if (hsm_open(&hc, &b->h, err, sizeof(err)) != KT_OK ||
+	    hsm_find(b->h, c.log_key_label, &b->k, err, sizeof(err)) != KT_OK)
+		goto fail;
+	spki = hsm_key_spki(b->k);
+	if (hsm_key_alg(b->k) != HSM_ED25519 || spki.len != 44 ||
+	    kt_note_vkey_init(c.origin, strlen(c.origin), KT_NOTE_ED25519,
+		spki.p + 12, &signer->key) != KT_OK) {
+		snprintf(err, sizeof(err), "the log key is not Ed25519");
+		goto fail;
+	}
+	signer->sign = bench_hsm_sign;
+	signer->ctx = b;
+	if (store_open(dir, c.origin, c.map_size, st, err, sizeof(err)) !=
+	    KT_OK)
+		goto fail;
+	return 0;
+fail:
+	fprintf(stderr, "keytrail-bench-store: %s\n", err);
+	return -1;
 }
 
 /* Bytes used by the files of dir (not recursive: LMDB keeps two files). */
@@ -129,48 +201,69 @@ proof_latency(
 int
 main(int argc, char **argv)
 {
-	uint64_t n = argc > 2 ? strtoull(argv[2], NULL, 10) : 1000000;
-	size_t batch = argc > 3 ? strtoul(argv[3], NULL, 10) : 1024;
+	int logd = argc > 1 && strcmp(argv[1], "--logd") == 0;
+	const char *dir = argv[logd ? 2 : 1];
+	uint64_t n =
+	    argc > 2 + logd ? strtoull(argv[2 + logd], NULL, 10) : 1000000;
+	size_t batch =
+	    argc > 3 + logd ? strtoul(argv[3 + logd], NULL, 10) : 1024;
 	const uint64_t marks[] = { 10000, 100000, 1000000, 10000000,
 		100000000 };
 	struct kt_note_ed25519 *key = NULL;
 	struct kt_note_signer signer;
+	struct bench_hsm bh = { NULL, NULL };
 	struct store *st = NULL;
 	struct store_item *items;
 	char(*ent)[520], (*digests)[65], err[256], logdir[1024];
 	uint8_t(*raw)[32], keyraw[32];
 	uint8_t seed[32];
-	uint64_t done = 0, entry_bytes = 0, win_start = 0;
-	double t_win;
+	uint64_t done = 0, entry_bytes = 0, win_start = 0, size0 = 0;
+	double t_win, t0;
 	size_t mi = 0;
 
-	if (argc < 2 || batch == 0 || batch > STORE_BATCH_MAX) {
-		fprintf(
-		    stderr, "usage: keytrail-bench-store DIR [N] [BATCH]\n");
+	if (argc < 2 + 2 * logd || dir == NULL || batch == 0 ||
+	    batch > STORE_BATCH_MAX || (logd && n == 0)) {
+		fprintf(stderr,
+		    "usage: keytrail-bench-store DIR [N] [BATCH]\n"
+		    "       keytrail-bench-store --logd DATADIR N [BATCH]\n");
 		return 2;
 	}
-	if (RAND_bytes(seed, sizeof(seed)) != 1 ||
-	    kt_note_ed25519_new(seed, &key) != KT_OK)
-		return 1;
 	memset(&signer, 0, sizeof(signer));
-	{
+	if (logd) {
+		if (bench_open_logd(dir, &bh, &signer, &st) != 0)
+			return 1;
+	} else {
 		uint8_t pub[32];
 
+		if (RAND_bytes(seed, sizeof(seed)) != 1 ||
+		    kt_note_ed25519_new(seed, &key) != KT_OK)
+			return 1;
 		kt_note_ed25519_public(key, pub);
 		if (kt_note_vkey_init("bench.example/log", 17, KT_NOTE_ED25519,
 			pub, &signer.key) != KT_OK)
 			return 1;
+		signer.sign = kt_note_ed25519_sign;
+		signer.ctx = key;
+		if (store_open(dir, "bench.example/log", UINT64_C(64) << 30,
+			&st, err, sizeof(err)) != KT_OK) {
+			fprintf(stderr, "keytrail-bench-store: %s\n", err);
+			return 1;
+		}
 	}
-	signer.sign = kt_note_ed25519_sign;
-	signer.ctx = key;
-	if (store_open(argv[1], "bench.example/log", UINT64_C(64) << 30, &st,
-		err, sizeof(err)) != KT_OK ||
-	    store_init_checkpoint(
+	if (store_init_checkpoint(
 		st, sign_cb, &signer, NULL, err, sizeof(err)) != KT_OK) {
 		fprintf(stderr, "keytrail-bench-store: %s\n", err);
 		return 1;
 	}
-	snprintf(logdir, sizeof(logdir), "%s/log", argv[1]);
+	{
+		struct store_rd *rd;
+
+		if (store_rd_begin(st, &rd) == KT_OK) {
+			size0 = store_rd_size(rd);
+			store_rd_end(rd);
+		}
+	}
+	snprintf(logdir, sizeof(logdir), "%s/log", dir);
 	if (n == 0) {
 		struct store_rd *rd;
 		uint64_t size = 0;
@@ -200,7 +293,9 @@ main(int argc, char **argv)
 		return 1;
 	printf("%12s %12s %10s %10s %12s %10s\n", "entries", "appends/s",
 	    "proof p50", "proof p99", "disk B/entry", "RSS anon");
-	t_win = now();
+	while (mi < sizeof(marks) / sizeof(marks[0]) && size0 >= marks[mi])
+		mi++;
+	t_win = t0 = now();
 	while (done < n) {
 		size_t k = n - done < batch ? (size_t)(n - done) : batch;
 
@@ -252,16 +347,17 @@ main(int argc, char **argv)
 		}
 		done += k;
 		if (mi < sizeof(marks) / sizeof(marks[0]) &&
-		    done >= marks[mi]) {
+		    size0 + done >= marks[mi]) {
 			double rate =
 			    (double)(done - win_start) / (now() - t_win);
 			double p50, p99;
 
-			proof_latency(st, done, done, &p50, &p99);
+			proof_latency(st, size0 + done, done, &p50, &p99);
 			printf("%12llu %12.0f %8.1fus %8.1fus %12.0f %8ldKiB"
 			       "   (entries avg %.0f B)\n",
-			    (unsigned long long)done, rate, p50 * 1e6,
-			    p99 * 1e6, (double)dir_bytes(logdir) / (double)done,
+			    (unsigned long long)(size0 + done), rate, p50 * 1e6,
+			    p99 * 1e6,
+			    (double)dir_bytes(logdir) / (double)(size0 + done),
 			    rss_anon_kib(), (double)entry_bytes / (double)done);
 			fflush(stdout);
 			mi++;
@@ -269,8 +365,15 @@ main(int argc, char **argv)
 			t_win = now();
 		}
 	}
+	printf("added %llu entries (%.0f/s) to a log of %llu: %llu now, "
+	       "%.0f disk bytes per entry\n",
+	    (unsigned long long)n, (double)n / (now() - t0),
+	    (unsigned long long)size0, (unsigned long long)(size0 + done),
+	    (double)dir_bytes(logdir) / (double)(size0 + done));
 	store_close(st);
 	kt_note_ed25519_free(key);
+	hsm_key_free(bh.k);
+	hsm_close(bh.h);
 	free(items);
 	free(ent);
 	free(digests);

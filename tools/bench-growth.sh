@@ -1,0 +1,118 @@
+#!/bin/sh
+# Growth of keytrail-logd as a client sees it: one daemon, its log filled
+# to each size in turn, and at each size, through HTTP on 127.0.0.1:
+#
+#   proofs    latency of single inclusion-proof requests at random indexes
+#             (wrk, one connection, after a warm-up pass), p50 / p99;
+#   appends   keytrail bench append: durable appends through POST
+#             /v1/entries with signature verification, every proof checked;
+#   memory    the daemon's anonymous resident memory (LMDB's map is
+#             file-backed and not counted);
+#   disk      bytes of the log's LMDB files per entry.
+#
+# The log is filled between sizes by keytrail-bench-store --logd, which
+# appends signature-sized entries to the stopped daemon's own log, signing
+# every checkpoint with the daemon's key in its HSM (bulk load).
+#
+#   tools/bench-growth.sh [SIZE ...]     default: 10000 1000000 10000000
+set -eu
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+build="$top/build"
+sizes=${*:-10000 1000000 10000000}
+tmp=$(mktemp -d /tmp/kt-growth-XXXXXX)
+data="$tmp/data"
+logd_pid=
+
+cleanup() {
+	[ -n "$logd_pid" ] && kill "$logd_pid" 2>/dev/null || true
+	wait 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+"$top/tools/install-deps.sh" --bench
+for t in logd/keytrail-logd tools/keytrail tools/keytrail-bench-store; do
+	[ -x "$build/$t" ] || {
+		echo "bench-growth: build first (tools/test --quick)" >&2
+		exit 1
+	}
+done
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+url="http://127.0.0.1:$port"
+
+start() {
+	"$build/logd/keytrail-logd" --data "$data" --listen "127.0.0.1:$port" \
+	    --quiet 2>>"$tmp/logd.log" &
+	logd_pid=$!
+	i=0
+	until curl -sf "$url/healthz" >/dev/null; do
+		i=$((i + 1))
+		[ $i -gt 600 ] && { echo "bench-growth: logd did not start" >&2; cat "$tmp/logd.log" >&2; exit 1; }
+		sleep 0.1
+	done
+}
+
+stop() {
+	kill "$logd_pid"
+	wait "$logd_pid" || true
+	logd_pid=
+}
+
+tree_size() {
+	curl -sf "$url/checkpoint" | sed -n 2p
+}
+
+# First start: the development setup.  Room for ten million entries.
+start
+stop
+sed -i 's/"map_size_mib": [0-9]*/"map_size_mib": 32768/' "$data/keytrail.json"
+
+cat >"$tmp/proof.lua" <<'EOF'
+local size = tonumber(os.getenv("KT_SIZE"))
+math.randomseed(tonumber(os.getenv("KT_SEED")))
+request = function()
+	local i = math.random(0, size - 1)
+	return wrk.format("GET", "/v1/proof/inclusion?index=" .. i ..
+	    "&size=" .. size)
+end
+EOF
+
+printf '%10s %14s %18s %12s %14s %10s\n' entries proof-p50/p99 \
+    appends/s append-p50/p99 disk-B/entry RSS-anon
+have=0
+for want in $sizes; do
+	if [ "$want" -gt "$have" ]; then
+		"$build/tools/keytrail-bench-store" --logd "$data" \
+		    $((want - have)) 1024 >"$tmp/load.txt"
+	fi
+	start
+	size=$(tree_size)
+	# Warm-up pass over other indexes, then the measured one.
+	KT_SIZE=$size KT_SEED=1 wrk -t1 -c4 -d3s -s "$tmp/proof.lua" "$url" \
+	    >/dev/null
+	KT_SIZE=$size KT_SEED=2 wrk -t1 -c1 -d5s --latency -s "$tmp/proof.lua" \
+	    "$url" >"$tmp/wrk.txt"
+	grep -q 'Non-2xx' "$tmp/wrk.txt" && {
+		echo "bench-growth: proof requests failed" >&2
+		cat "$tmp/wrk.txt" >&2
+		exit 1
+	}
+	p50=$(awk '$1 == "50%" { print $2 }' "$tmp/wrk.txt")
+	p99=$(awk '$1 == "99%" { print $2 }' "$tmp/wrk.txt")
+	disk=$(du -B1 -s "$data/log" | awk '{ print $1 }')
+	"$build/tools/keytrail" bench append --url "$url" --data "$data" \
+	    -n 20000 -c 64 >"$tmp/append.txt"
+	rss=$(awk '/^RssAnon:/ { print $2 " " $3 }' "/proc/$logd_pid/status")
+	rate=$(awk '/durable appends/ { print $3 }' "$tmp/append.txt")
+	alat=$(awk '/latency p50/ { print $5 "/" $7 }' "$tmp/append.txt")
+	grep -q 'appended and proven   20000 of 20000' "$tmp/append.txt" || {
+		echo "bench-growth: appends failed" >&2
+		cat "$tmp/append.txt" >&2
+		exit 1
+	}
+	printf '%10s %14s %18s %12s %14s %10s\n' "$size" "$p50/$p99" \
+	    "$rate" "$alat ms" $((disk / size)) "$rss"
+	have=$(tree_size)
+	stop
+done
