@@ -740,6 +740,26 @@ http_bevcb(struct event_base *base, void *arg)
 	return bev;
 }
 
+void
+http_set_limits(struct http *h, const struct http_limits *lim)
+{
+	h->lim.max_body = lim->max_body;
+	h->lim.max_headers = lim->max_headers;
+	h->lim.timeout_s = lim->timeout_s;
+	evhttp_set_max_headers_size(h->ev, (ev_ssize_t)lim->max_headers);
+	/*
+	 * libevent answers bodies past its own limit with an HTML page, so
+	 * its limit sits well above ours and http_gencb gives the JSON 413;
+	 * only bodies beyond HTTP_BODY_HARD_MAX get libevent's page (still a
+	 * 413).
+	 */
+	evhttp_set_max_body_size(h->ev,
+	    (ev_ssize_t)(lim->max_body > HTTP_BODY_HARD_MAX / 4
+		    ? lim->max_body
+		    : HTTP_BODY_HARD_MAX));
+	evhttp_set_timeout(h->ev, (int)lim->timeout_s);
+}
+
 int
 http_new(struct event_base *base, const struct http_limits *lim,
     const struct http_route *routes, size_t nroutes, void *arg,
@@ -760,18 +780,7 @@ http_new(struct event_base *base, const struct http_limits *lim,
 		http_free(h);
 		return KT_ENOMEM;
 	}
-	evhttp_set_max_headers_size(h->ev, (ev_ssize_t)lim->max_headers);
-	/*
-	 * libevent answers bodies past its own limit with an HTML page, so
-	 * its limit sits well above ours and http_gencb gives the JSON 413;
-	 * only bodies beyond HTTP_BODY_HARD_MAX get libevent's page (still a
-	 * 413).
-	 */
-	evhttp_set_max_body_size(h->ev,
-	    (ev_ssize_t)(lim->max_body > HTTP_BODY_HARD_MAX / 4
-		    ? lim->max_body
-		    : HTTP_BODY_HARD_MAX));
-	evhttp_set_timeout(h->ev, (int)lim->timeout_s);
+	http_set_limits(h, lim);
 	evhttp_set_allowed_methods(h->ev,
 	    EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
 		EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |

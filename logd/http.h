@@ -53,6 +53,13 @@ int http_new(struct event_base *base, const struct http_limits *lim,
     const struct http_route *routes, size_t nroutes, void *arg,
     const char *host, uint16_t port, struct http **out, char *err,
     size_t errlen) KT_MUST_CHECK;
+/*
+ * Takes new body, header and timeout limits (max_connections is sized at
+ * start and ignored here).  The body limit holds at once for every
+ * request; libevent's header limit and timeouts apply to connections
+ * accepted from now on.
+ */
+void http_set_limits(struct http *h, const struct http_limits *lim);
 /* Stops accepting connections (for shutdown); pending replies go out. */
 void http_stop_accepting(struct http *h);
 void http_free(struct http *h);

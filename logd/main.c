@@ -50,6 +50,8 @@ struct logd {
 	struct http *http;
 	struct api api;
 	struct event *sigterm, *sigint, *sighup;
+	char config[PATH_MAX]; /* --config, "" for DIR/keytrail.json */
+	int listen_flag;       /* --listen overrides the file's listen */
 };
 
 static void
@@ -81,7 +83,9 @@ usage(FILE *f)
 	    "  --quiet           log warnings and errors only\n"
 	    "  --help            this text\n"
 	    "\n"
-	    "Signals: TERM/INT stop cleanly, HUP reloads the policy file.\n",
+	    "Signals: TERM/INT stop cleanly, HUP reloads the configuration "
+	    "(batching and\nHTTP limits; other changes wait for a restart) and "
+	    "the policy file.\n",
 	    LOGD_DEFAULT_LISTEN);
 }
 
@@ -131,6 +135,77 @@ logd_on_stop(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(d->base, &tv);
 }
 
+/*
+ * SIGHUP, first half: the configuration file again.  Batching and the
+ * HTTP body, header and timeout limits change in place; a change to
+ * anything else (origin, listen, map size, HSM, policy file, connection
+ * cap) is reported and waits for a restart.  A file that does not load
+ * changes nothing.
+ */
+static void
+logd_reload_conf(struct logd *d)
+{
+	struct conf *c = &d->conf;
+	struct conf n;
+	struct http_limits lim;
+	char err[512] = "";
+	const char *later[12];
+	size_t nl = 0;
+
+	if (conf_load(c->data_dir, d->config[0] ? d->config : NULL, &n, err,
+		sizeof(err)) != KT_OK) {
+		log_err("configuration reload refused, the old configuration "
+			"stays: %s",
+		    err);
+		return;
+	}
+	if (strcmp(n.origin, c->origin) != 0)
+		later[nl++] = "origin";
+	if (!d->listen_flag &&
+	    (strcmp(n.listen_host, c->listen_host) != 0 ||
+		n.listen_port != c->listen_port))
+		later[nl++] = "listen";
+	if (n.map_size != c->map_size)
+		later[nl++] = "map_size_mib";
+	if (strcmp(n.hsm_module, c->hsm_module) != 0 ||
+	    strcmp(n.hsm_softhsm_conf, c->hsm_softhsm_conf) != 0 ||
+	    strcmp(n.hsm_token, c->hsm_token) != 0 ||
+	    strcmp(n.hsm_pin_file, c->hsm_pin_file) != 0 ||
+	    strcmp(n.log_key_label, c->log_key_label) != 0 ||
+	    strcmp(n.hsm_keys_token, c->hsm_keys_token) != 0)
+		later[nl++] = "hsm";
+	if (strcmp(n.policy_file, c->policy_file) != 0)
+		later[nl++] = "policy_file";
+	if (n.max_connections != c->max_connections)
+		later[nl++] = "limits.max_connections";
+	for (size_t i = 0; i < nl; i++)
+		log_warn(
+		    "configuration: %s changed; it takes effect on restart",
+		    later[i]);
+	if (n.batch_max != c->batch_max ||
+	    n.batch_interval_us != c->batch_interval_us) {
+		seq_set_batch(d->seq, n.batch_max, n.batch_interval_us);
+		log_info("configuration: batches of up to %u entries, %u us",
+		    n.batch_max, n.batch_interval_us);
+		c->batch_max = n.batch_max;
+		c->batch_interval_us = n.batch_interval_us;
+	}
+	if (n.max_body != c->max_body || n.max_headers != c->max_headers ||
+	    n.timeout_s != c->timeout_s) {
+		lim.max_body = n.max_body;
+		lim.max_headers = n.max_headers;
+		lim.max_connections = c->max_connections;
+		lim.timeout_s = n.timeout_s;
+		http_set_limits(d->http, &lim);
+		log_info("configuration: body %zu bytes, headers %zu bytes, "
+			 "timeout %u s",
+		    n.max_body, n.max_headers, n.timeout_s);
+		c->max_body = n.max_body;
+		c->max_headers = n.max_headers;
+		c->timeout_s = n.timeout_s;
+	}
+}
+
 static void
 logd_on_hup(evutil_socket_t sig, short what, void *arg)
 {
@@ -140,6 +215,8 @@ logd_on_hup(evutil_socket_t sig, short what, void *arg)
 	(void)sig;
 	(void)what;
 	struct policy *fresh = NULL;
+
+	logd_reload_conf(d);
 
 	if (policy_load_file(d->conf.policy_file, &fresh, err, sizeof(err)) !=
 	    KT_OK) {
@@ -322,6 +399,13 @@ main(int argc, char **argv)
 	}
 	if (conf_load(dir, config, &d->conf, err, sizeof(err)) != KT_OK)
 		goto fail;
+	if (config != NULL &&
+	    snprintf(d->config, sizeof(d->config), "%s", config) >=
+		(int)sizeof(d->config)) {
+		snprintf(err, sizeof(err), "--config: path too long");
+		goto fail;
+	}
+	d->listen_flag = listen != NULL;
 	{
 		/*
 		 * The policy clock hook (api_now()): only test builds take

@@ -39,7 +39,9 @@ struct seq {
 	struct event *done_ev;
 
 	struct seq_stats stats;
-	struct store_item *items; /* batch_max scratch items */
+	/* Scratch items, only the sequencer thread's; items_cap >= a batch. */
+	struct store_item *items;
+	unsigned items_cap;
 };
 
 static double
@@ -230,6 +232,19 @@ seq_main(void *arg)
 			    pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0)
 				;
 		}
+		/* A reload may have raised batch_max: make room first. */
+		if (s->batch_max > s->items_cap) {
+			struct store_item *more =
+			    calloc(s->batch_max, sizeof(*more));
+
+			if (more != NULL) {
+				free(s->items);
+				s->items = more;
+				s->items_cap = s->batch_max;
+			} else {
+				s->batch_max = s->items_cap;
+			}
+		}
 		head = s->qhead;
 		n = 1;
 		for (r = head; n < s->batch_max && r->next != NULL; r = r->next)
@@ -264,6 +279,7 @@ seq_new(struct event_base *base, struct store *st, store_sign_fn sign,
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	s->items = calloc(batch_max, sizeof(*s->items));
+	s->items_cap = batch_max;
 	s->done_ev = event_new(base, -1, 0, seq_deliver, s);
 	if (s->items == NULL || s->done_ev == NULL) {
 		seq_free(s);
@@ -302,6 +318,16 @@ seq_submit(struct seq *s, struct seq_req *r)
 		pthread_cond_signal(&s->cv);
 	pthread_mutex_unlock(&s->mu);
 	return KT_OK;
+}
+
+void
+seq_set_batch(struct seq *s, unsigned batch_max, unsigned interval_us)
+{
+	pthread_mutex_lock(&s->mu);
+	if (batch_max > 0)
+		s->batch_max = batch_max;
+	s->interval_us = interval_us;
+	pthread_mutex_unlock(&s->mu);
 }
 
 void

@@ -84,6 +84,11 @@ void seq_cp_release(struct seq_cp *cp);
 
 /* Copies the counters. */
 void seq_get_stats(struct seq *s, struct seq_stats *out);
+/*
+ * Changes the batching (config reload); batches started from now on use
+ * it.  batch_max 0 is ignored.
+ */
+void seq_set_batch(struct seq *s, unsigned batch_max, unsigned interval_us);
 
 /*
  * Stops taking submissions, lets the thread finish what is queued, and

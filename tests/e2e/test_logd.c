@@ -1030,6 +1030,47 @@ gunzip(const uint8_t *p, size_t n, struct kt_buf *out)
 	inflateEnd(&z);
 }
 
+/* Sets field (in section, or at the top when NULL) of the daemon's config. */
+static void
+conf_set(struct e2e *e, const char *section, const char *field, json_t *v)
+{
+	char path[400];
+	size_t len;
+	uint8_t *doc;
+	json_t *j, *obj;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/keytrail.json", e->data);
+	doc = e2e_file_read(path, &len);
+	assert_non_null(j = json_loadb((const char *)doc, len, 0, NULL));
+	obj = section ? json_object_get(j, section) : j;
+	assert_non_null(obj);
+	json_object_set_new(obj, field, v);
+	assert_non_null(f = fopen(path, "w"));
+	assert_int_equal(json_dumpf(j, f, JSON_INDENT(2)), 0);
+	fclose(f);
+	json_decref(j);
+	free(doc);
+}
+
+/* 1 when the daemon's log (stderr) has a line containing needle. */
+static int
+log_has(const struct e2e *e, const char *needle)
+{
+	char path[400];
+	size_t len;
+	uint8_t *b;
+	int found;
+
+	snprintf(path, sizeof(path), "%s/logd.log", e->dir);
+	b = e2e_file_read(path, &len);
+	assert_non_null(b);
+	(void)len;
+	found = strstr((const char *)b, needle) != NULL;
+	free(b);
+	return found;
+}
+
 static void
 test_gzip_metrics_reload(void **state)
 {
@@ -1158,6 +1199,69 @@ test_gzip_metrics_reload(void **state)
 		assert_memory_equal(r.body.p, old, len);
 		e2e_resp_free(&r);
 		free(old);
+	}
+	/*
+	 * SIGHUP reloads the configuration too: limits change in place, a
+	 * file that does not load changes nothing, and a setting that needs
+	 * a restart is reported and left as it is.
+	 */
+	{
+		char *e1 = entry_body(&s, "conf-1", "c.bin");
+		char *b2 = entry_body(&s, "conf-2", "c.bin");
+		/* Over 1 KiB (the smallest limit), all but the JSON blanks. */
+		char *b1 = malloc(1100 + strlen(e1) + 1);
+		size_t clen;
+		uint8_t *orig;
+		char cfg[400];
+		json_t *j;
+
+		assert_non_null(b1);
+		memset(b1, ' ', 1100);
+		strcpy(b1 + 1100, e1);
+		free(e1);
+		snprintf(cfg, sizeof(cfg), "%s/keytrail.json", e.data);
+		orig = e2e_file_read(cfg, &clen);
+		assert_non_null(orig);
+		conf_set(&e, "limits", "max_body", json_integer(1024));
+		conf_set(
+		    &e, NULL, "origin", json_string("elsewhere.example/log"));
+		kill(e.pid, SIGHUP);
+		usleep(300000);
+		e2e_http(&e, "POST", "/v1/entries", newtok, b1, strlen(b1), &r);
+		assert_int_equal(r.status, 413);
+		e2e_resp_free(&r);
+		assert_true(log_has(&e,
+		    "origin changed; it takes effect on "
+		    "restart"));
+		e2e_http(&e, "GET", "/v1/log", NULL, NULL, 0, &r);
+		assert_int_equal(r.status, 200);
+		j = e2e_json(&r);
+		assert_string_equal(e2e_jstr(j, "origin"), tr.origin);
+		json_decref(j);
+		e2e_resp_free(&r);
+		/* A broken file: refused, the 1 KiB limit stays. */
+		assert_non_null(f = fopen(cfg, "a"));
+		fputs("garbage", f);
+		fclose(f);
+		kill(e.pid, SIGHUP);
+		usleep(300000);
+		assert_true(log_has(&e, "configuration reload refused"));
+		e2e_http(&e, "POST", "/v1/entries", newtok, b1, strlen(b1), &r);
+		assert_int_equal(r.status, 413);
+		e2e_resp_free(&r);
+		/* The file as it was: 64 KiB bodies again. */
+		e2e_file_write(cfg, orig, clen);
+		kill(e.pid, SIGHUP);
+		usleep(300000);
+		e2e_http(&e, "POST", "/v1/entries", newtok, b1, strlen(b1), &r);
+		assert_int_equal(r.status, 200);
+		e2e_resp_free(&r);
+		e2e_http(&e, "POST", "/v1/entries", newtok, b2, strlen(b2), &r);
+		assert_int_equal(r.status, 200);
+		e2e_resp_free(&r);
+		free(orig);
+		free(b1);
+		free(b2);
 	}
 	EVP_PKEY_free(s.pk);
 	e2e_stop(&e, SIGTERM);
