@@ -820,9 +820,11 @@ struct ack {
 };
 
 /*
- * The load of one crash round, run in a child process: submits entries in
- * waves until the daemon dies, writing every acknowledged (and verified)
- * answer to fd.
+ * The load of one crash round, run in a child process: submits entries,
+ * and every fourth request asks the service to sign with the development
+ * key "default", in waves until the daemon dies, writing every
+ * acknowledged (and verified) answer to fd.  A signature that left the
+ * service must be the one in the entry its proof names.
  */
 static void
 crash_load(struct e2e *parent, const struct e2e_trust *tr,
@@ -845,9 +847,24 @@ crash_load(struct e2e *parent, const struct e2e_trust *tr,
 		for (int i = 0; i < WAVE; i++) {
 			snprintf(seed, sizeof(seed), "crash-%d-%d-%d", round,
 			    wave, i);
-			calls[i].path = "/v1/entries";
 			calls[i].token = tok;
-			calls[i].body = entry_body(s, seed, "crash.bin");
+			if (i % 4 == 3) {
+				char digest[65], body[256];
+
+				e2e_sha256_hex(seed, strlen(seed), digest);
+				snprintf(body, sizeof(body),
+				    "{\"key\":\"default\",\"digest\":\"%s\","
+				    "\"artifact\":{\"name\":\"crash.bin\"}}",
+				    digest);
+				calls[i].path = "/v1/sign";
+				calls[i].body = strdup(body);
+				if (calls[i].body == NULL)
+					_exit(6);
+			} else {
+				calls[i].path = "/v1/entries";
+				calls[i].body =
+				    entry_body(s, seed, "crash.bin");
+			}
 			calls[i].bodylen = strlen(calls[i].body);
 		}
 		e2e_post_many(&e, calls, WAVE, NCONN);
@@ -870,6 +887,21 @@ crash_load(struct e2e *parent, const struct e2e_trust *tr,
 				strlen(proof), &tr->t, NULL, &entry,
 				&res) != KT_OK)
 				_exit(3);
+			if (i % 4 == 3) {
+				/* The signature handed out is the one logged.
+				 */
+				const char *sig = json_string_value(
+				    json_object_get(j, "signature"));
+				json_t *ej = json_loadb(
+				    (const char *)entry.p, entry.len, 0, NULL);
+				const char *esig = json_string_value(
+				    json_object_get(ej, "sig"));
+
+				if (sig == NULL || esig == NULL ||
+				    strcmp(sig, esig) != 0)
+					_exit(5);
+				json_decref(ej);
+			}
 			a.index = res.index;
 			kt_leaf_hash(entry.p, entry.len, &a.leaf);
 			a.size = res.checkpoint.size;
@@ -997,7 +1029,7 @@ test_crash_safety(void **state)
 			e2e_resp_free(&r);
 		}
 		print_message("crash safety: %d rounds, %zu acknowledged "
-			      "entries, final size %llu\n",
+			      "entries and signatures, final size %llu\n",
 		    rounds, nacks, (unsigned long long)size);
 	}
 	free(acks);
