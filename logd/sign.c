@@ -411,8 +411,7 @@ sign_submit_entry(struct sign_op *op)
 			return KT_ENOMEM;
 		}
 		sign_record_put(&op->req, &op->puts[0], op->id, &op->recbuf);
-		/* The index is assigned in this transaction: the store writes
-		 * it. */
+		/* The store writes the index it assigns in this commit. */
 		snprintf(op->idxkey, sizeof(op->idxkey), "%s%s", op->id,
 		    SIGN_INDEX_SUFFIX);
 		op->puts[1].db = STORE_DB_REQUESTS;
