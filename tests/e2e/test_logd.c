@@ -888,8 +888,7 @@ crash_load(struct e2e *parent, const struct e2e_trust *tr,
 				&res) != KT_OK)
 				_exit(3);
 			if (i % 4 == 3) {
-				/* The signature handed out is the one logged.
-				 */
+				/* The signature handed out: the logged one. */
 				const char *sig = json_string_value(
 				    json_object_get(j, "signature"));
 				json_t *ej = json_loadb(
