@@ -367,15 +367,24 @@ keys_logged(struct seq_req *req, void *arg)
 }
 
 /*
- * Queues entry (taken over) and the record in op->rec under op->keyid for
- * one commit.  Takes over op: on failure it replies and frees it.
+ * Queues entry and the key's record rec (both taken over, either may be
+ * NULL after a failed allocation) under op->keyid for one commit.  Takes
+ * over op: on failure it replies and frees it.
  */
 static void
-keys_submit(struct keys_op *op, json_t *entry)
+keys_submit(struct keys_op *op, json_t *rec, json_t *entry)
 {
 	struct api *a = op->a;
 	int rc;
 
+	rc = rec == NULL ? KT_ENOMEM : api_record(rec, &op->rec);
+	json_decref(rec);
+	if (rc != KT_OK) {
+		json_decref(entry);
+		http_reply_error(op->r, 500, "internal", "key record");
+		keys_op_free(op);
+		return;
+	}
 	rc = entry == NULL ? KT_ENOMEM : kt_entry_encode(entry, &op->entry);
 	json_decref(entry);
 	if (rc != KT_OK) {
@@ -418,20 +427,6 @@ keys_submit(struct keys_op *op, json_t *entry)
 		return;
 	}
 	a->entries_submitted++;
-}
-
-/* Serialises rec (taken over) into op->rec; replies 500 on failure. */
-static int
-keys_set_record(struct keys_op *op, json_t *rec)
-{
-	int rc = rec == NULL ? KT_ENOMEM : api_record(rec, &op->rec);
-
-	json_decref(rec);
-	if (rc != KT_OK) {
-		http_reply_error(op->r, 500, "internal", "key record");
-		return -1;
-	}
-	return 0;
 }
 
 /* ---- create ------------------------------------------------------------- */
@@ -499,12 +494,7 @@ keys_generated(void *arg)
 	    hsm_alg_name(op->alg), "label", op->label, "spki",
 	    (const char *)b64.p, "state", "active", "hsm", 1);
 	kt_buf_free(&b64);
-	if (keys_set_record(op, rec) != 0) {
-		json_decref(entry);
-		keys_op_free(op);
-		return;
-	}
-	keys_submit(op, entry);
+	keys_submit(op, rec, entry);
 }
 
 static void
@@ -630,12 +620,7 @@ keys_import(struct keys_op *op, json_t *body)
 	    "key", "action", "import", "key", op->keyid, "alg", alg, "spki",
 	    spki, "label", label, "principal", op->principal, "time", now);
 	kt_pubkey_free(pk);
-	if (keys_set_record(op, rec) != 0) {
-		json_decref(entry);
-		keys_op_free(op);
-		return;
-	}
-	keys_submit(op, entry);
+	keys_submit(op, rec, entry);
 	return;
 fail:
 	kt_pubkey_free(pk);
@@ -723,12 +708,7 @@ keys_certificate(struct keys_op *op, json_t *body)
 	    rec, "not_after", json_integer((json_int_t)ci.not_after));
 	json_object_set_new(rec, "subject", json_string(ci.subject));
 	free(der);
-	if (keys_set_record(op, rec) != 0) {
-		json_decref(entry);
-		keys_op_free(op);
-		return;
-	}
-	keys_submit(op, entry);
+	keys_submit(op, rec, entry);
 	return;
 fail:
 	free(der);
@@ -775,12 +755,7 @@ keys_revoke(struct keys_op *op, json_t *body)
 	    "principal", op->principal, "time", now);
 	json_object_set_new(rec, "state", json_string("revoked"));
 	json_object_set_new(rec, "reason", json_string(reason));
-	if (keys_set_record(op, rec) != 0) {
-		json_decref(entry);
-		keys_op_free(op);
-		return;
-	}
-	keys_submit(op, entry);
+	keys_submit(op, rec, entry);
 	return;
 fail:
 	json_decref(rec);
