@@ -867,7 +867,7 @@ store_append(struct store *s, struct store_item *items, size_t n,
 	return KT_OK;
 fail:
 	if (note_out != NULL)
-		note_out->len = orig;
+		kt_buf_truncate(note_out, orig);
 	return rc;
 }
 
@@ -899,7 +899,7 @@ store_init_checkpoint(struct store *s, store_sign_fn sign, void *ctx,
 		rc = wtx_end(&w, 1);
 	}
 	if (rc != KT_OK && note_out != NULL)
-		note_out->len = orig;
+		kt_buf_truncate(note_out, orig);
 	return rc;
 }
 

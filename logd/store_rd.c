@@ -199,7 +199,7 @@ store_rd_bundle(
 out:
 	mdb_cursor_close(cur);
 	if (rc != KT_OK)
-		out->len = orig;
+		kt_buf_truncate(out, orig);
 	return rc;
 }
 

@@ -90,7 +90,7 @@ kt_checkpoint_format(const struct kt_checkpoint *c, struct kt_buf *out)
 	rc = KT_OK;
 out:
 	if (rc != KT_OK)
-		out->len = old;
+		kt_buf_truncate(out, old);
 	return rc;
 }
 

@@ -271,7 +271,7 @@ kt_note_vkey_format(const struct kt_note_vkey *k, struct kt_buf *out)
 	    (rc = kt_buf_append(out, hex, 8)) != KT_OK ||
 	    (rc = kt_buf_append_byte(out, '+')) != KT_OK ||
 	    (rc = kt_b64_append(out, raw, sizeof(raw))) != KT_OK) {
-		out->len = old;
+		kt_buf_truncate(out, old);
 		return rc;
 	}
 	return KT_OK;
@@ -429,7 +429,7 @@ kt_note_format(const struct kt_note *n, struct kt_buf *out)
 	rc = KT_OK;
 out:
 	if (rc != KT_OK)
-		out->len = old;
+		kt_buf_truncate(out, old);
 	return rc;
 }
 
@@ -688,7 +688,7 @@ out:
 	if (rc > 0)
 		rc = KT_EINTERNAL;
 	if (rc != KT_OK)
-		out->len = old;
+		kt_buf_truncate(out, old);
 	kt_buf_free(&m);
 	return rc;
 }
@@ -720,7 +720,7 @@ kt_note_sign(const uint8_t *text, size_t len,
 	rc = KT_OK;
 out:
 	if (rc != KT_OK)
-		out->len = old;
+		kt_buf_truncate(out, old);
 	return rc;
 }
 

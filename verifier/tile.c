@@ -642,7 +642,7 @@ kt_tile_read_data(uint64_t size, const struct kt_tile *t,
 	rc = KT_OK;
 out:
 	if (rc != KT_OK)
-		out->len = start;
+		kt_buf_truncate(out, start);
 	return rc;
 }
 
@@ -665,7 +665,7 @@ kt_entry_bundle_append(struct kt_buf *b, const uint8_t *entry, size_t len)
 	if ((rc = kt_buf_append(b, prefix, sizeof(prefix))) != KT_OK)
 		return rc;
 	if ((rc = kt_buf_append(b, entry, len)) != KT_OK)
-		b->len = start;
+		kt_buf_truncate(b, start);
 	return rc;
 }
 

@@ -192,7 +192,7 @@ kt_tlogproof_format(const struct kt_bytes *extra, uint64_t index,
 	rc = KT_OK;
 out:
 	if (rc != KT_OK)
-		out->len = old;
+		kt_buf_truncate(out, old);
 	free(n);
 	return rc;
 }
