@@ -402,14 +402,11 @@ api_write_reply(
 {
 	struct kt_buf entry, proof;
 	struct kt_hash leaf;
-	struct timespec ts;
 	struct http_jw jw;
 	char hex[65];
 	int rc;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	api_latency(
-	    a, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 - req->submitted);
+	api_latency(a, seq_clock() - req->submitted);
 	if (req->rc != KT_OK) {
 		log_warn(
 		    "write from %s not logged: %s", http_req_peer(r), req->err);

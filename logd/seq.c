@@ -44,8 +44,8 @@ struct seq {
 	unsigned items_cap;
 };
 
-static double
-seq_now(void)
+double
+seq_clock(void)
 {
 	struct timespec ts;
 
@@ -124,10 +124,10 @@ seq_run_batch(struct seq *s, struct seq_req *head, size_t n)
 	kt_buf_init(&cp->note, 64 * 1024);
 	for (i = 0, r = head; r != NULL; r = r->next, i++)
 		s->items[i] = r->item;
-	t0 = seq_now();
+	t0 = seq_clock();
 	rc = store_append(s->st, s->items, n, s->sign, s->sign_ctx, &cp->note,
 	    &cp->size, err, sizeof(err));
-	t0 = seq_now() - t0;
+	t0 = seq_clock() - t0;
 	pthread_mutex_lock(&s->mu);
 	s->stats.commit_seconds += t0;
 	if (rc == KT_OK) {
@@ -301,7 +301,7 @@ seq_submit(struct seq *s, struct seq_req *r)
 	r->cp = NULL;
 	r->rc = KT_EINTERNAL;
 	r->err[0] = 0;
-	r->submitted = seq_now();
+	r->submitted = seq_clock();
 	pthread_mutex_lock(&s->mu);
 	if (s->stopping || s->qlen >= SEQ_QUEUE_MAX) {
 		pthread_mutex_unlock(&s->mu);

@@ -84,6 +84,8 @@ void seq_cp_release(struct seq_cp *cp);
 
 /* Copies the counters. */
 void seq_get_stats(struct seq *s, struct seq_stats *out);
+/* The monotonic clock of seq_req.submitted, in seconds. */
+double seq_clock(void);
 /*
  * Changes the batching (config reload); batches started from now on use
  * it.  batch_max 0 is ignored.

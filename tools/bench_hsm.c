@@ -18,6 +18,7 @@
 #include <openssl/rand.h>
 
 #include "hsm.h"
+#include "monotonic.h"
 
 struct worker {
 	struct hsm *h;
@@ -28,15 +29,6 @@ struct worker {
 	int failed;
 };
 
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void *
 work(void *arg)
 {
@@ -45,7 +37,7 @@ work(void *arg)
 	char err[HSM_ERR_SIZE];
 	size_t siglen;
 
-	while (now() < w->until) {
+	while (monotonic_seconds() < w->until) {
 		int rc;
 
 		if (RAND_bytes(digest, sizeof(digest)) != 1) {
@@ -72,7 +64,7 @@ run(struct hsm *h, struct hsm_key *k, int checked, double secs, int threads)
 	struct worker w[16];
 	pthread_t t[16];
 	unsigned long total = 0;
-	double t0 = now();
+	double t0 = monotonic_seconds();
 
 	for (int i = 0; i < threads; i++) {
 		memset(&w[i], 0, sizeof(w[i]));
@@ -89,7 +81,7 @@ run(struct hsm *h, struct hsm_key *k, int checked, double secs, int threads)
 			exit(1);
 		total += w[i].n;
 	}
-	return (double)total / (now() - t0);
+	return (double)total / (monotonic_seconds() - t0);
 }
 
 int

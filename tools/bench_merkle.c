@@ -22,25 +22,17 @@
 
 #include "cli.h"
 #include "keytrail/merkle.h"
+#include "monotonic.h"
 
 #define BENCH_ROUNDS 5
 #define BENCH_SECONDS 0.4
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Raw node hashing: exactly the bytes a node hash takes, chained. */
 static double
 bench_node_hash(void)
 {
 	uint8_t in[65] = { 0x01 }, out[32];
-	double t0 = now(), t;
+	double t0 = monotonic_seconds(), t;
 	uint64_t n = 0;
 
 	do {
@@ -53,7 +45,7 @@ bench_node_hash(void)
 			memcpy(in + 1, out, 32);
 		}
 		n += 4096;
-	} while ((t = now() - t0) < BENCH_SECONDS);
+	} while ((t = monotonic_seconds() - t0) < BENCH_SECONDS);
 	return (double)n / t;
 }
 
@@ -77,13 +69,13 @@ bench_tree_build(int reserve)
 		exit(1);
 	if (reserve && kt_memtree_reserve(tree, BENCH_TREE) != KT_OK)
 		exit(1);
-	t0 = now();
+	t0 = monotonic_seconds();
 	for (uint64_t n = 0; n < BENCH_TREE; n++) {
 		kt_put_u64be(rec, n);
 		if (kt_memtree_append(tree, rec, sizeof(rec)) != KT_OK)
 			exit(1);
 	}
-	t0 = now() - t0;
+	t0 = monotonic_seconds() - t0;
 	kt_memtree_free(tree);
 	return BENCH_TREE / t0;
 }
@@ -121,7 +113,7 @@ bench_inclusion(void)
 			&leaves[p], &roots[p]) != KT_OK)
 			exit(1);
 	}
-	t0 = now();
+	t0 = monotonic_seconds();
 	do {
 		for (int p = 0; p < NPROOF; p++) {
 			if (kt_inclusion_check(proofs[p], DEPTH, size,
@@ -129,7 +121,7 @@ bench_inclusion(void)
 				exit(1);
 		}
 		n += NPROOF;
-	} while ((t = now() - t0) < BENCH_SECONDS);
+	} while ((t = monotonic_seconds() - t0) < BENCH_SECONDS);
 	return (double)n / t;
 }
 

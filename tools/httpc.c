@@ -9,6 +9,8 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include "monotonic.h"
+
 /* Largest response body the CLI accepts (a full entry bundle is ~16 MiB). */
 #define HTTPC_BODY_MAX (64u << 20)
 
@@ -20,15 +22,6 @@ struct httpc {
 	char prefix[512];
 	unsigned timeout_s;
 };
-
-static double
-httpc_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 int
 httpc_new(const char *url, unsigned timeout_s, struct httpc **out, char *err,
@@ -132,7 +125,7 @@ httpc_done(struct evhttp_request *req, void *arg)
 	struct httpc_wait *w = arg;
 
 	httpc_fill(req, w->resp);
-	w->resp->seconds = httpc_now() - w->t0;
+	w->resp->seconds = monotonic_seconds() - w->t0;
 	w->done = 1;
 	event_base_loopbreak(w->base);
 }
@@ -164,7 +157,7 @@ int
 httpc_do(struct httpc *c, const char *method, const char *path,
     const char *token, const uint8_t *body, size_t len, struct httpc_resp *resp)
 {
-	struct httpc_wait w = { resp, c->base, httpc_now(), 0 };
+	struct httpc_wait w = { resp, c->base, monotonic_seconds(), 0 };
 	struct evhttp_request *req;
 	char full[2048];
 
@@ -213,7 +206,7 @@ httpc_slot_done(struct evhttp_request *req, void *arg)
 	struct httpc_many *m = s->m;
 
 	httpc_fill(req, &m->calls[s->cur].resp);
-	m->calls[s->cur].resp.seconds = httpc_now() - s->t0;
+	m->calls[s->cur].resp.seconds = monotonic_seconds() - s->t0;
 	if (m->calls[s->cur].resp.status == 0) {
 		evhttp_connection_free(s->conn);
 		s->conn = httpc_conn(m->c);
@@ -239,7 +232,7 @@ httpc_slot_send(struct httpc_slot *s)
 		snprintf(full, sizeof(full), "%s%s", m->c->prefix, call->path);
 		req = httpc_req(
 		    m->c, httpc_slot_done, s, m->token, call->body, call->len);
-		s->t0 = httpc_now();
+		s->t0 = monotonic_seconds();
 		if (req != NULL && s->conn != NULL &&
 		    evhttp_make_request(s->conn, req, EVHTTP_REQ_POST, full) ==
 			0)
