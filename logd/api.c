@@ -366,13 +366,15 @@ api_latency(struct api *a, double seconds)
 }
 
 /*
- * Builds the tlog-proof of the entry at index against the checkpoint cp,
- * reading the entry back from the log (for duplicates it is the first
- * entry's bytes, not this request's).
+ * Builds the tlog-proof of the entry at index against the checkpoint cp.
+ * The entry's bytes are known (the request's own, just logged), or read
+ * back from the log into entry_out (a duplicate's are the first entry's,
+ * not this request's).
  */
 int
 api_proof(struct api *a, uint64_t index, const uint8_t *note, size_t notelen,
-    uint64_t size, struct kt_buf *entry_out, struct kt_buf *proof_out)
+    uint64_t size, const struct kt_bytes *known, struct kt_buf *entry_out,
+    struct kt_buf *proof_out)
 {
 	struct store_rd *rd = NULL;
 	struct kt_hash proof[KT_PROOF_MAX];
@@ -382,13 +384,17 @@ api_proof(struct api *a, uint64_t index, const uint8_t *note, size_t notelen,
 
 	if ((rc = store_rd_begin(a->st, &rd)) != KT_OK)
 		return rc;
-	if ((rc = store_rd_entry(rd, index, entry_out)) != KT_OK)
+	if (known != NULL) {
+		extra = *known;
+	} else if ((rc = store_rd_entry(rd, index, entry_out)) == KT_OK) {
+		extra.p = entry_out->p;
+		extra.len = entry_out->len;
+	} else {
 		goto out;
+	}
 	if ((rc = kt_prove_inclusion(
 		 size, index, store_rd_read_hashes, rd, proof, &np)) != KT_OK)
 		goto out;
-	extra.p = entry_out->p;
-	extra.len = entry_out->len;
 	rc = kt_tlogproof_format(
 	    &extra, index, proof, np, note, notelen, proof_out);
 out:
@@ -416,7 +422,8 @@ api_write_reply(
 	kt_buf_init(&entry, KT_ENTRY_MAX);
 	kt_buf_init(&proof, KT_TLOGPROOF_MAX);
 	rc = api_proof(a, req->item.index, req->cp->note.p, req->cp->note.len,
-	    req->cp->size, &entry, &proof);
+	    req->cp->size, req->item.duplicate ? NULL : &req->item.entry,
+	    &entry, &proof);
 	if (rc != KT_OK) {
 		log_err("proof for entry %llu: %s",
 		    (unsigned long long)req->item.index, kt_strerror(rc));

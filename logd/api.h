@@ -133,10 +133,13 @@ int api_fields(struct http_req *r, json_t *j, const char *const *allowed);
 /* A string field of at most max bytes ("" if optional and absent). */
 const char *api_str(
     struct http_req *r, json_t *j, const char *field, size_t max, int required);
-/* The tlog-proof of entry index against the checkpoint note of size. */
+/*
+ * The tlog-proof of entry index against the checkpoint note of size; the
+ * entry's bytes are known, or (known NULL) read into entry_out.
+ */
 int api_proof(struct api *a, uint64_t index, const uint8_t *note,
-    size_t notelen, uint64_t size, struct kt_buf *entry_out,
-    struct kt_buf *proof_out);
+    size_t notelen, uint64_t size, const struct kt_bytes *known,
+    struct kt_buf *entry_out, struct kt_buf *proof_out);
 /* A key record of the registry, or NULL. */
 json_t *api_key_load(struct store_rd *rd, const char *keyid);
 /*

@@ -355,8 +355,8 @@ api_get_bundle(struct http_req *r, void *arg)
 	if (rc == KT_OK && index >= size)
 		rc = KT_ENOTFOUND;
 	if (rc == KT_OK)
-		rc =
-		    api_proof(a, index, note.p, note.len, size, &entry, &proof);
+		rc = api_proof(
+		    a, index, note.p, note.len, size, NULL, &entry, &proof);
 	if (rc != KT_OK)
 		api_reply_kt(r, rc, "no entry at this index");
 	else

@@ -502,7 +502,8 @@ sign_logged(struct seq_req *req, void *arg)
 	kt_buf_init(&proof, KT_TLOGPROOF_MAX);
 	kt_buf_init(&b64, 2 * HSM_SIG_MAX);
 	if (api_proof(a, req->item.index, req->cp->note.p, req->cp->note.len,
-		req->cp->size, &entry, &proof) != KT_OK ||
+		req->cp->size, req->item.duplicate ? NULL : &req->item.entry,
+		&entry, &proof) != KT_OK ||
 	    kt_b64_append(&b64, op->sig, op->siglen) != KT_OK ||
 	    kt_buf_terminate(&b64) != KT_OK) {
 		http_reply_error(op->r, 500, "internal",
