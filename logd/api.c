@@ -466,13 +466,11 @@ api_write_done(struct seq_req *req, void *arg)
 
 /* Encodes the entry and submits w; replies on any failure. */
 static void
-api_submit(struct api *a, struct api_write *w, json_t *entry)
+api_submit(struct api *a, struct api_write *w, const struct kt_entry_sig *e)
 {
 	int rc;
 
-	rc = kt_entry_encode(entry, &w->entry);
-	json_decref(entry);
-	if (rc != KT_OK) {
+	if ((rc = kt_entry_sig_encode(e, &w->entry)) != KT_OK) {
 		api_reply_kt(w->r, rc == KT_ETOOBIG ? KT_ETOOBIG : KT_EINTERNAL,
 		    rc == KT_ETOOBIG ? "entry larger than 65535 bytes"
 				     : "entry could not be encoded");
@@ -714,7 +712,8 @@ api_entries_verified(void *arg)
 	struct http_req *r = w->r;
 	json_t *art = json_object_get(w->body, "artifact");
 	const char *sig = json_string_value(json_object_get(w->body, "sig"));
-	json_t *sub, *entry;
+	static const char *const none[1] = { NULL };
+	struct kt_entry_sig e;
 	struct kt_buf sb;
 	char now[32];
 
@@ -733,14 +732,23 @@ api_entries_verified(void *arg)
 	 * the write transaction.  The tag comes last: the canonical JSON
 	 * fixes its own end.
 	 */
-	sub = json_pack("{s:s, s:s, s:s, s:s}", "kind", "submission", "key",
-	    w->keyid, "digest", w->digest, "sig", sig);
+	memset(&e, 0, sizeof(e));
+	e.kind = "submission";
+	e.key = w->keyid;
+	e.digest = w->digest;
+	e.sig = sig;
+	if (art != NULL) {
+		json_t *sz = json_object_get(art, "size");
+
+		e.has_artifact = 1;
+		e.artifact_name =
+		    json_string_value(json_object_get(art, "name"));
+		e.has_artifact_size = sz != NULL;
+		e.artifact_size = json_integer_value(sz);
+	}
 	kt_buf_init(&sb, KT_ENTRY_MAX + sizeof(tag));
-	if (sub != NULL && art != NULL)
-		json_object_set(sub, "artifact", art);
-	if (sub == NULL || kt_entry_encode(sub, &sb) != KT_OK ||
+	if (kt_entry_sig_encode(&e, &sb) != KT_OK ||
 	    kt_buf_append(&sb, tag, sizeof(tag) - 1) != KT_OK) {
-		json_decref(sub);
 		kt_buf_free(&sb);
 		http_reply_error(r, 400, "bad_request", "submission too large");
 		api_write_free(w);
@@ -748,21 +756,20 @@ api_entries_verified(void *arg)
 	}
 	SHA256(sb.p, sb.len, w->req.item.dedup.b);
 	w->req.item.has_dedup = 1;
-	json_decref(sub);
 	kt_buf_free(&sb);
 
 	api_time(now);
-	entry = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:[], s:s}",
-	    "kind", "signature", "key", w->keyid, "alg", w->alg, "digest",
-	    w->digest, "sig", sig, "principal", w->principal, "time", now,
-	    "approvers", "policy", policy_sha256(a->policy));
-	if (entry != NULL && art != NULL)
-		json_object_set(entry, "artifact", art);
+	e.kind = "signature";
+	e.alg = w->alg;
+	e.principal = w->principal;
+	e.time = now;
+	e.approvers = none;
+	e.napprovers = 0;
+	e.policy = policy_sha256(a->policy);
 	/* Indexed as raw bytes: half the size of the hex in every index row. */
 	if (kt_hex_decode_exact(w->keyid, 64, w->keyraw, 32) != KT_OK ||
 	    kt_hex_decode_exact(w->digest, 64, w->digestraw, 32) != KT_OK) {
 		http_reply_error(r, 500, "internal", "key or digest");
-		json_decref(entry);
 		api_write_free(w);
 		return;
 	}
@@ -778,12 +785,7 @@ api_entries_verified(void *arg)
 			w->req.item.by_artifact.len = w->artifact.len;
 		}
 	}
-	if (entry == NULL) {
-		http_reply_error(r, 500, "internal", "out of memory");
-		api_write_free(w);
-		return;
-	}
-	api_submit(a, w, entry);
+	api_submit(a, w, &e);
 }
 
 /* ---- policy ---------------------------------------------------------------

@@ -389,8 +389,11 @@ static int
 sign_submit_entry(struct sign_op *op)
 {
 	struct api *a = op->a;
+	const char *appr[POLICY_PRINCIPALS_MAX];
+	struct kt_entry_sig e;
 	struct kt_buf b64;
-	json_t *e;
+	json_t *v;
+	size_t i;
 	char now[32];
 	int rc;
 
@@ -421,16 +424,36 @@ sign_submit_entry(struct sign_op *op)
 		op->req.item.nputs = 2;
 	}
 	api_time(now);
-	e = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:O, s:s, s:s, s:s}",
-	    "kind", "signature", "key", op->sk->id, "alg", op->alg, "digest",
-	    op->digest, "sig", (const char *)b64.p, "principal", op->requester,
-	    "approvers", op->approvers, "policy", policy_sha256(a->policy),
-	    "time", now, "request", op->id);
+	memset(&e, 0, sizeof(e));
+	e.kind = "signature";
+	e.key = op->sk->id;
+	e.alg = op->alg;
+	e.digest = op->digest;
+	e.sig = (const char *)b64.p;
+	e.principal = op->requester;
+	e.policy = policy_sha256(a->policy);
+	e.time = now;
+	e.request = op->id;
+	e.approvers = appr;
+	json_array_foreach(op->approvers, i, v)
+	{
+		if (i >= sizeof(appr) / sizeof(appr[0])) {
+			kt_buf_free(&b64);
+			return KT_ETOOBIG;
+		}
+		appr[e.napprovers++] = json_string_value(v);
+	}
+	if (op->artifact != NULL) {
+		json_t *sz = json_object_get(op->artifact, "size");
+
+		e.has_artifact = 1;
+		e.artifact_name =
+		    json_string_value(json_object_get(op->artifact, "name"));
+		e.has_artifact_size = sz != NULL;
+		e.artifact_size = json_integer_value(sz);
+	}
+	rc = kt_entry_sig_encode(&e, &op->entry);
 	kt_buf_free(&b64);
-	if (e != NULL && op->artifact != NULL)
-		json_object_set(e, "artifact", op->artifact);
-	rc = e == NULL ? KT_ENOMEM : kt_entry_encode(e, &op->entry);
-	json_decref(e);
 	if (rc != KT_OK)
 		return rc;
 	op->req.item.entry.p = op->entry.p;

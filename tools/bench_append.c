@@ -16,6 +16,7 @@
  * (tools/bench-logd.sh).
  */
 #include <getopt.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,18 @@
 #include "keytrail/sig.h"
 #include "keytrail/tlogproof.h"
 #include "monotonic.h"
+
+/* This process's CPU time (user and system) so far, in seconds. */
+static double
+bench_cpu_seconds(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return 0;
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
 
 /* The public key of signing key label, from GET /v1/keys. */
 static int
@@ -131,7 +144,7 @@ bench_post(int argc, char **argv, int sign_mode)
 	struct httpc_call *calls = NULL;
 	struct httpc_resp r;
 	struct sub *subs = NULL;
-	double *lat = NULL, t0, wall, vrate;
+	double *lat = NULL, t0, wall, vrate, ucpu;
 	EVP_PKEY_CTX *kc = NULL;
 	EVP_PKEY *pk = NULL;
 	EVP_MD_CTX *md = NULL;
@@ -297,9 +310,11 @@ bench_post(int argc, char **argv, int sign_mode)
 		calls[i].len = strlen(subs[i].body);
 	}
 
+	ucpu = bench_cpu_seconds();
 	t0 = monotonic_seconds();
 	httpc_post_many(c, ci, calls, n, conns);
 	wall = monotonic_seconds() - t0;
+	ucpu = bench_cpu_seconds() - ucpu;
 
 	/* Every answer: 200, and a proof that verifies offline. */
 	for (size_t i = 0; i < n; i++) {
@@ -335,6 +350,9 @@ bench_post(int argc, char **argv, int sign_mode)
 		printf("  latency p50 / p99     %.1f / %.1f ms (max %.1f ms)\n",
 		    lat[n / 2] * 1e3, lat[(size_t)((double)n * 0.99)] * 1e3,
 		    lat[n - 1] * 1e3);
+		printf("  client CPU            %.0f us per request (on the "
+		       "same cores)\n",
+		    ucpu * 1e6 / (double)n);
 		rc = ok == n ? 0 : 1;
 		goto out;
 	}
@@ -363,6 +381,9 @@ bench_post(int argc, char **argv, int sign_mode)
 	printf("  latency p50 / p99     %.1f / %.1f ms (max %.1f ms)\n",
 	    lat[n / 2] * 1e3, lat[(size_t)((double)n * 0.99)] * 1e3,
 	    lat[n - 1] * 1e3);
+	printf("  client CPU            %.0f us per request (on the same "
+	       "cores)\n",
+	    ucpu * 1e6 / (double)n);
 	printf("  baseline: raw Ed25519 verifications %.0f /s (one core)\n",
 	    vrate);
 	printf(

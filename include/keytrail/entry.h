@@ -33,6 +33,35 @@ extern "C" {
 int kt_entry_encode(const json_t *obj, struct kt_buf *out) KT_MUST_CHECK;
 
 /*
+ * The fields of a signature entry (DESIGN.md section 4), or of the
+ * submission object a log deduplicates on.  A NULL string leaves its
+ * member out; approvers NULL leaves "approvers" out, otherwise it holds
+ * napprovers names.  artifact is written when has_artifact is set, with
+ * "name" when artifact_name is not NULL and "size" when has_artifact_size
+ * is set.  Strings must be valid UTF-8.
+ */
+struct kt_entry_sig {
+	const char *kind; /* required */
+	const char *alg, *digest, *key, *policy, *principal, *request, *sig,
+	    *time;
+	const char *const *approvers;
+	size_t napprovers;
+	int has_artifact, has_artifact_size;
+	const char *artifact_name;
+	int64_t artifact_size;
+};
+
+/*
+ * Writes e canonically into out, replacing its contents: the very bytes
+ * kt_entry_encode writes for the same object, without building one.
+ * Returns KT_OK, KT_EINVAL (no kind, a NULL approver, a string that is
+ * not UTF-8), KT_ETOOBIG (over KT_ENTRY_MAX or out's maximum) or
+ * KT_ENOMEM.  out is left empty on failure.
+ */
+int kt_entry_sig_encode(
+    const struct kt_entry_sig *e, struct kt_buf *out) KT_MUST_CHECK;
+
+/*
  * Parses entry bytes p[0..len) and checks they are canonical: a JSON
  * object with a string "kind", only the types above, no duplicate keys,
  * and byte-for-byte equal to kt_entry_encode of the parsed value.  On
