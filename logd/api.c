@@ -319,7 +319,8 @@ struct api_write {
 	uint8_t digestbin[32];
 	uint8_t sig[KT_SIG_MAX];
 	size_t siglen;
-	int verified;
+	int rc; /* why a submission did not reach the sequencer */
+	char policy[POLICY_SHA256_LEN + 1];
 	struct kt_buf artifact;
 };
 
@@ -460,35 +461,9 @@ api_write_done(struct seq_req *req, void *arg)
 {
 	struct api_write *w = arg;
 
+	w->a->entries_submitted++; /* every submission that reached it */
 	api_write_reply(w->a, w->r, req, NULL);
 	api_write_free(w);
-}
-
-/* Encodes the entry and submits w; replies on any failure. */
-static void
-api_submit(struct api *a, struct api_write *w, const struct kt_entry_sig *e)
-{
-	int rc;
-
-	if ((rc = kt_entry_sig_encode(e, &w->entry)) != KT_OK) {
-		api_reply_kt(w->r, rc == KT_ETOOBIG ? KT_ETOOBIG : KT_EINTERNAL,
-		    rc == KT_ETOOBIG ? "entry larger than 65535 bytes"
-				     : "entry could not be encoded");
-		api_write_free(w);
-		return;
-	}
-	w->req.item.entry.p = w->entry.p;
-	w->req.item.entry.len = w->entry.len;
-	kt_leaf_hash(w->entry.p, w->entry.len, &w->req.item.leaf);
-	w->req.done = api_write_done;
-	w->req.arg = w;
-	if (a->shutting_down || seq_submit(a->seq, &w->req) != KT_OK) {
-		http_reply_error(w->r, 503, "unavailable",
-		    "the log is not accepting entries");
-		api_write_free(w);
-		return;
-	}
-	a->entries_submitted++;
 }
 
 /*
@@ -578,8 +553,8 @@ api_key_get(struct api *a, struct http_req *r, const char *keyid)
 	return k;
 }
 
-static void api_entries_verify(void *arg);
-static void api_entries_verified(void *arg);
+static enum pool_next api_entries_verify(void *arg);
+static void api_entries_failed(void *arg);
 
 /* POST /v1/entries: log a signature made elsewhere by a registered key. */
 void
@@ -682,10 +657,16 @@ api_post_entries(struct http_req *r, void *arg)
 		http_reply_error(r, 500, "internal", "out of memory");
 		goto out;
 	}
+	snprintf(w->policy, sizeof(w->policy), "%s", policy_sha256(a->policy));
 	w->job.run = api_entries_verify;
-	w->job.done = api_entries_verified;
+	w->job.done = api_entries_failed;
 	w->job.arg = w;
-	/* Checked on a worker thread; continues in api_entries_verified. */
+	/* Checked, built and queued for the log on a worker thread. */
+	if (a->shutting_down) {
+		http_reply_error(
+		    r, 503, "unavailable", "the log is not accepting entries");
+		goto out;
+	}
 	pool_submit(a->pool, &w->job);
 	w = NULL;
 out:
@@ -693,38 +674,22 @@ out:
 	json_decref(body);
 }
 
-/* On a worker thread: checks the submitted signature. */
-static void
-api_entries_verify(void *arg)
-{
-	struct api_write *w = arg;
-
-	w->verified = kt_pubkey_verify(w->pk, w->digestbin, w->sig, w->siglen);
-}
-
-/* Builds the signature entry once its signature verified, and logs it. */
-static void
-api_entries_verified(void *arg)
+/*
+ * Builds w's dedup key and signature entry once its signature verified.
+ * Runs on a worker and touches only w.  Returns KT_OK, KT_ETOOBIG or
+ * KT_EINTERNAL.
+ */
+static int
+api_entries_build(struct api_write *w)
 {
 	static const char tag[] = "keytrail dedup v1\n";
-	struct api_write *w = arg;
-	struct api *a = w->a;
-	struct http_req *r = w->r;
-	json_t *art = json_object_get(w->body, "artifact");
-	const char *sig = json_string_value(json_object_get(w->body, "sig"));
 	static const char *const none[1] = { NULL };
+	json_t *art = json_object_get(w->body, "artifact");
 	struct kt_entry_sig e;
 	struct kt_buf sb;
 	char now[32];
+	int rc;
 
-	kt_pubkey_free(w->pk);
-	w->pk = NULL;
-	if (w->verified != KT_OK) {
-		http_reply_error(r, 422, "bad_signature",
-		    "sig: does not verify over digest with this key");
-		api_write_free(w);
-		return;
-	}
 	/*
 	 * Resubmitting the same signature (same key, digest, signature and
 	 * artifact) must return its first index even though a new entry
@@ -736,7 +701,7 @@ api_entries_verified(void *arg)
 	e.kind = "submission";
 	e.key = w->keyid;
 	e.digest = w->digest;
-	e.sig = sig;
+	e.sig = json_string_value(json_object_get(w->body, "sig"));
 	if (art != NULL) {
 		json_t *sz = json_object_get(art, "size");
 
@@ -747,12 +712,10 @@ api_entries_verified(void *arg)
 		e.artifact_size = json_integer_value(sz);
 	}
 	kt_buf_init(&sb, KT_ENTRY_MAX + sizeof(tag));
-	if (kt_entry_sig_encode(&e, &sb) != KT_OK ||
-	    kt_buf_append(&sb, tag, sizeof(tag) - 1) != KT_OK) {
+	if ((rc = kt_entry_sig_encode(&e, &sb)) != KT_OK ||
+	    (rc = kt_buf_append(&sb, tag, sizeof(tag) - 1)) != KT_OK) {
 		kt_buf_free(&sb);
-		http_reply_error(r, 400, "bad_request", "submission too large");
-		api_write_free(w);
-		return;
+		return rc == KT_ETOOBIG ? KT_ETOOBIG : KT_EINTERNAL;
 	}
 	SHA256(sb.p, sb.len, w->req.item.dedup.b);
 	w->req.item.has_dedup = 1;
@@ -765,27 +728,79 @@ api_entries_verified(void *arg)
 	e.time = now;
 	e.approvers = none;
 	e.napprovers = 0;
-	e.policy = policy_sha256(a->policy);
+	e.policy = w->policy;
+	if ((rc = kt_entry_sig_encode(&e, &w->entry)) != KT_OK)
+		return rc == KT_ETOOBIG ? KT_ETOOBIG : KT_EINTERNAL;
+	w->req.item.entry.p = w->entry.p;
+	w->req.item.entry.len = w->entry.len;
+	kt_leaf_hash(w->entry.p, w->entry.len, &w->req.item.leaf);
 	/* Indexed as raw bytes: half the size of the hex in every index row. */
 	if (kt_hex_decode_exact(w->keyid, 64, w->keyraw, 32) != KT_OK ||
-	    kt_hex_decode_exact(w->digest, 64, w->digestraw, 32) != KT_OK) {
-		http_reply_error(r, 500, "internal", "key or digest");
-		api_write_free(w);
-		return;
-	}
+	    kt_hex_decode_exact(w->digest, 64, w->digestraw, 32) != KT_OK)
+		return KT_EINTERNAL;
 	w->req.item.by_key.p = w->keyraw;
 	w->req.item.by_key.len = 32;
 	w->req.item.by_digest.p = w->digestraw;
 	w->req.item.by_digest.len = 32;
-	if (art != NULL && json_is_string(json_object_get(art, "name"))) {
-		const char *n = json_string_value(json_object_get(art, "name"));
-
-		if (kt_buf_append_str(&w->artifact, n) == KT_OK) {
-			w->req.item.by_artifact.p = w->artifact.p;
-			w->req.item.by_artifact.len = w->artifact.len;
-		}
+	if (e.artifact_name != NULL) {
+		if (kt_buf_append_str(&w->artifact, e.artifact_name) != KT_OK)
+			return KT_EINTERNAL;
+		w->req.item.by_artifact.p = w->artifact.p;
+		w->req.item.by_artifact.len = w->artifact.len;
 	}
-	api_submit(a, w, &e);
+	w->req.done = api_write_done;
+	w->req.arg = w;
+	return KT_OK;
+}
+
+/*
+ * On a worker thread: checks the submitted signature and, when it
+ * verifies, hands the entry straight to the sequencer.  Anything else
+ * completes on the loop (api_entries_failed), which answers.
+ */
+static enum pool_next
+api_entries_verify(void *arg)
+{
+	struct api_write *w = arg;
+
+	w->rc = kt_pubkey_verify(w->pk, w->digestbin, w->sig, w->siglen);
+	if (w->rc != KT_OK) {
+		w->rc = KT_EVERIFY;
+		return POOL_COMPLETE;
+	}
+	if ((w->rc = api_entries_build(w)) != KT_OK)
+		return POOL_COMPLETE;
+	/* From here the sequencer owns w (done: api_write_done). */
+	if (seq_submit(w->a->seq, &w->req) == KT_OK)
+		return POOL_PASSED;
+	w->rc = KT_EUNAVAIL;
+	return POOL_COMPLETE;
+}
+
+/* Loop thread: the submission did not reach the sequencer; says why. */
+static void
+api_entries_failed(void *arg)
+{
+	struct api_write *w = arg;
+
+	switch (w->rc) {
+	case KT_EVERIFY:
+		http_reply_error(w->r, 422, "bad_signature",
+		    "sig: does not verify over digest with this key");
+		break;
+	case KT_ETOOBIG:
+		api_reply_kt(w->r, KT_ETOOBIG, "entry larger than 65535 bytes");
+		break;
+	case KT_EUNAVAIL:
+		http_reply_error(w->r, 503, "unavailable",
+		    "the log is not accepting entries");
+		break;
+	default:
+		http_reply_error(
+		    w->r, 500, "internal", "entry could not be encoded");
+		break;
+	}
+	api_write_free(w);
 }
 
 /* ---- policy ---------------------------------------------------------------

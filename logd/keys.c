@@ -98,12 +98,13 @@ struct keys_orphan {
 };
 
 /* Worker thread. */
-static void
+static enum pool_next
 keys_orphan_run(void *arg)
 {
 	struct keys_orphan *o = arg;
 
 	o->rc = hsm_destroy(o->h, o->hk, o->err, sizeof(o->err));
+	return POOL_COMPLETE;
 }
 
 /* Loop thread. */
@@ -432,13 +433,14 @@ keys_submit(struct keys_op *op, json_t *rec, json_t *entry)
 /* ---- create ------------------------------------------------------------- */
 
 /* Worker thread: the HSM makes the key pair. */
-static void
+static enum pool_next
 keys_generate(void *arg)
 {
 	struct keys_op *op = arg;
 
 	op->rc = hsm_generate(op->a->keys_hsm, op->alg, op->label, &op->hk,
 	    op->err, sizeof(op->err));
+	return POOL_COMPLETE;
 }
 
 /* Loop thread: the key exists; log its creation. */
@@ -804,7 +806,7 @@ out:
 /* ---- POST /v1/keys/<id>/csr --------------------------------------------- */
 
 /* Worker thread: the HSM signs the request, which is then checked. */
-static void
+static enum pool_next
 keys_csr_sign(void *arg)
 {
 	struct keys_op *op = arg;
@@ -813,12 +815,13 @@ keys_csr_sign(void *arg)
 	op->rc = hsm_sign(op->a->keys_hsm, op->sk->hk, msg.p, msg.len, op->sig,
 	    sizeof(op->sig), &op->siglen, op->err, sizeof(op->err));
 	if (op->rc != KT_OK)
-		return;
+		return POOL_COMPLETE;
 	op->rc = cert_csr_finish(op->csr, op->sig, op->siglen, &op->pem);
 	if (op->rc != KT_OK)
 		snprintf(op->err, sizeof(op->err),
 		    "the signed request does not verify: %s",
 		    kt_strerror(op->rc));
+	return POOL_COMPLETE;
 }
 
 /* Loop thread: answers the request. */

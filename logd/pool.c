@@ -76,8 +76,8 @@ pool_main(void *arg)
 		if (p->qhead == NULL)
 			p->qtail = NULL;
 		pthread_mutex_unlock(&p->mu);
-		j->run(j->arg);
-		pool_post(p, j);
+		if (j->run(j->arg) == POOL_COMPLETE)
+			pool_post(p, j);
 	}
 }
 
@@ -112,8 +112,8 @@ pool_submit(struct pool *p, struct pool_job *job)
 {
 	job->next = NULL;
 	if (p->nthreads == 0) {
-		job->run(job->arg);
-		pool_post(p, job);
+		if (job->run(job->arg) == POOL_COMPLETE)
+			pool_post(p, job);
 		return;
 	}
 	pthread_mutex_lock(&p->mu);

@@ -12,13 +12,20 @@
 struct event_base;
 struct pool;
 
+/* What run did with its job. */
+enum pool_next {
+	POOL_COMPLETE, /* done follows on the loop thread */
+	POOL_PASSED    /* run handed the job on (to the sequencer): no done */
+};
+
 /*
  * One job, owned by the submitter until done is called.  run is called on
- * a worker thread, then done on the loop thread, each exactly once, both
- * with arg.
+ * a worker thread, then, unless it returns POOL_PASSED, done on the loop
+ * thread, each exactly once, both with arg.  After POOL_PASSED the pool
+ * never touches the job again: its new owner may already have freed it.
  */
 struct pool_job {
-	void (*run)(void *arg);
+	enum pool_next (*run)(void *arg);
 	void (*done)(void *arg);
 	void *arg;
 	struct pool_job *next;

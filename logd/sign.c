@@ -1,9 +1,11 @@
 /*
  * Signing and approvals.  Every operation is a struct sign_op that moves
- * through up to three steps, each completing on the event loop thread:
- * the HSM signs on a worker thread (pool.c), the sequencer commits the
- * entry (or the request record), and the reply goes out.  The op owns the
- * signature bytes and wipes them whatever happens.
+ * through up to three steps: the HSM signs on a worker thread (pool.c),
+ * the sequencer commits the entry (or the request record), and the reply
+ * goes out from the event loop thread.  A request signed at once is
+ * queued for the log by the worker itself; an approved one returns to the
+ * loop first, which owns its record.  The op owns the signature bytes and
+ * wipes them whatever happens.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,7 +57,9 @@ struct sign_op {
 	uint8_t sig[HSM_SIG_MAX];
 	size_t siglen;
 	int hsm_rc;
+	int submit_rc; /* the worker's sign_submit_entry, when it failed */
 	char hsm_err[HSM_ERR_SIZE];
+	char policy[POLICY_SHA256_LEN + 1]; /* the policy that allowed it */
 	struct kt_buf entry;
 	struct kt_buf recbuf;
 	struct kt_buf artname;
@@ -373,22 +377,35 @@ sign_free(struct api *a)
 
 static void sign_logged(struct seq_req *req, void *arg);
 
-/* Worker thread: the HSM signs the digest (and checks its signature). */
-static void
+static int sign_submit_entry(struct sign_op *op);
+
+/*
+ * Worker thread: the HSM signs the digest (and checks its signature).  A
+ * request signed at once goes straight on to the log from here; an
+ * approved one returns to the loop, which owns its record.
+ */
+static enum pool_next
 sign_hsm_run(void *arg)
 {
 	struct sign_op *op = arg;
+	int rc;
 
 	op->hsm_rc =
 	    hsm_sign(op->a->keys_hsm, op->sk->hk, op->digestbin, 32, op->sig,
 		sizeof(op->sig), &op->siglen, op->hsm_err, sizeof(op->hsm_err));
+	if (op->hsm_rc != KT_OK || op->kind != SIGN_NOW)
+		return POOL_COMPLETE;
+	/* Once queued, the sequencer owns op: it may be freed already. */
+	if ((rc = sign_submit_entry(op)) == KT_OK)
+		return POOL_PASSED;
+	op->submit_rc = rc;
+	return POOL_COMPLETE;
 }
 
 /* Builds the signature entry of op and queues it for the log. */
 static int
 sign_submit_entry(struct sign_op *op)
 {
-	struct api *a = op->a;
 	const char *appr[POLICY_PRINCIPALS_MAX];
 	struct kt_entry_sig e;
 	struct kt_buf b64;
@@ -431,7 +448,7 @@ sign_submit_entry(struct sign_op *op)
 	e.digest = op->digest;
 	e.sig = (const char *)b64.p;
 	e.principal = op->requester;
-	e.policy = policy_sha256(a->policy);
+	e.policy = op->policy;
 	e.time = now;
 	e.request = op->id;
 	e.approvers = appr;
@@ -469,7 +486,7 @@ sign_submit_entry(struct sign_op *op)
 	}
 	op->req.done = sign_logged;
 	op->req.arg = op;
-	if (a->shutting_down || seq_submit(a->seq, &op->req) != KT_OK)
+	if (seq_submit(op->a->seq, &op->req) != KT_OK)
 		return KT_EUNAVAIL;
 	return KT_OK;
 }
@@ -489,7 +506,11 @@ sign_hsm_done(void *arg)
 		sign_op_free(op);
 		return;
 	}
-	if ((rc = sign_submit_entry(op)) != KT_OK) {
+	if (op->kind == SIGN_NOW)
+		rc = op->submit_rc; /* the worker could not queue it */
+	else
+		rc = op->a->shutting_down ? KT_EUNAVAIL : sign_submit_entry(op);
+	if (rc != KT_OK) {
 		/* Fail closed: the signature never leaves; it is wiped. */
 		http_reply_error(op->r, 503, "unavailable",
 		    "the log cannot accept entries; no signature was issued");
@@ -760,6 +781,8 @@ sign_post(struct http_req *r, void *arg)
 		op = NULL;
 		goto out;
 	}
+	snprintf(
+	    op->policy, sizeof(op->policy), "%s", policy_sha256(a->policy));
 	op->job.run = sign_hsm_run;
 	op->job.done = sign_hsm_done;
 	op->job.arg = op;
@@ -969,6 +992,8 @@ sign_approve(struct api *a, struct http_req *r,
 	op->approvers = json_incref(json_object_get(op->record, "approvers"));
 	log_info(
 	    "request %s approved by %s: quorum reached, signing", id, p->name);
+	snprintf(
+	    op->policy, sizeof(op->policy), "%s", policy_sha256(a->policy));
 	op->job.run = sign_hsm_run;
 	op->job.done = sign_hsm_done;
 	op->job.arg = op;
