@@ -1,8 +1,9 @@
 /*
- * The CLI's HTTP client (libevent's evhttp client): one keep-alive
- * connection for sequential requests, and a pipelined mode that keeps many
- * requests in flight over several connections.  Every request is bounded
- * by a timeout.  URLs are http://host:port only.
+ * The CLI's HTTP client: one keep-alive connection for sequential
+ * requests (libevent's evhttp client), and the load generator of
+ * `keytrail bench`, which keeps many requests in flight over several
+ * connections with plain sockets.  Every request is bounded by a timeout.
+ * URLs are http://host:port only.
  */
 #ifndef KT_HTTPC_H
 #define KT_HTTPC_H
@@ -47,7 +48,9 @@ struct httpc_call {
 
 /*
  * POSTs calls[0..n) with token over nconn connections, keeping each busy,
- * and fills every call's resp (with its latency).
+ * and fills every call's resp (with its latency).  Answers must carry a
+ * Content-Length, as keytrail-logd's do; a call without a complete answer
+ * within the timeout, or on a connection that failed, gets status 0.
  */
 void httpc_post_many(struct httpc *c, const char *token,
     struct httpc_call *calls, size_t n, size_t nconn);
