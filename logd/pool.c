@@ -2,8 +2,12 @@
  * The worker pool: a job queue under one mutex, worker threads, and a
  * completion list handed to the event loop with event_active().
  */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -20,6 +24,7 @@ struct pool {
 	struct event *done_ev;
 	pthread_t threads[POOL_THREADS_MAX];
 	unsigned nthreads;
+	int nice;
 	int stopping;
 };
 
@@ -61,6 +66,16 @@ pool_main(void *arg)
 {
 	struct pool *p = arg;
 
+	(void)pthread_setname_np(pthread_self(), "keytrail-work");
+	/*
+	 * Linux keeps a nice value per thread.  Lowering one's own priority
+	 * needs no privilege; if it fails the worker just runs at the
+	 * process's priority.
+	 */
+	if (p->nice > 0)
+		(void)setpriority(
+		    PRIO_PROCESS, (id_t)syscall(SYS_gettid), p->nice);
+
 	for (;;) {
 		struct pool_job *j;
 
@@ -82,7 +97,8 @@ pool_main(void *arg)
 }
 
 int
-pool_new(struct event_base *base, unsigned nthreads, struct pool **out)
+pool_new(
+    struct event_base *base, unsigned nthreads, int nice, struct pool **out)
 {
 	struct pool *p;
 
@@ -90,6 +106,7 @@ pool_new(struct event_base *base, unsigned nthreads, struct pool **out)
 		nthreads = POOL_THREADS_MAX;
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return KT_ENOMEM;
+	p->nice = nice;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	if ((p->done_ev = event_new(base, -1, 0, pool_deliver, p)) == NULL) {

@@ -33,10 +33,11 @@ struct pool_job {
 
 /*
  * Starts nthreads workers (0: run jobs inline in pool_submit, still
- * completing them from the loop).  base must have been created after
- * evthread_use_pthreads().  Returns KT_OK, KT_ENOMEM or KT_EINTERNAL.
+ * completing them from the loop), each lowered to nice value nice when it
+ * is above 0.  base must have been created after evthread_use_pthreads().
+ * Returns KT_OK, KT_ENOMEM or KT_EINTERNAL.
  */
-int pool_new(struct event_base *base, unsigned nthreads,
+int pool_new(struct event_base *base, unsigned nthreads, int nice,
     struct pool **out) KT_MUST_CHECK;
 /* Queues job. */
 void pool_submit(struct pool *p, struct pool_job *job);

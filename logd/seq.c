@@ -5,6 +5,7 @@
  * event loop.  A failed batch fails every request in it and logs nothing
  * (the store aborts the transaction).
  */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +203,8 @@ static void *
 seq_main(void *arg)
 {
 	struct seq *s = arg;
+
+	(void)pthread_setname_np(pthread_self(), "keytrail-seq");
 
 	for (;;) {
 		struct seq_req *head, *r;
