@@ -13,14 +13,14 @@
 #             and wrk on inclusion proofs, next to the same nginx figure.
 #
 #   tools/bench-logd.sh [N] [SECONDS] [CONNS]
-#             defaults: 20000 entries, 10 s, 64 client connections
+#             defaults: 30000 entries, 10 s, 128 client connections
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 build="$top/build"
-n=${1:-20000}
+n=${1:-30000}
 secs=${2:-10}
-conns=${3:-64}
+conns=${3:-128}
 tmp=$(mktemp -d /tmp/kt-bench-XXXXXX)
 logd_pid= nginx_pid=
 
