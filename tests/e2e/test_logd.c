@@ -5,6 +5,7 @@
  * are checked for consistency with each other, the tree is recomputed
  * from the served tiles, and the daemon is restarted and crashed.
  */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1498,6 +1499,78 @@ test_connection_limit(void **state)
 	e2e_cleanup(&e);
 }
 
+/*
+ * Runs `keytrail bench MODE` (KT_CLI) against e with n requests over conns
+ * connections; its exit status, and its stdout in *out (caller frees).
+ */
+static int
+bench_run(struct e2e *e, const char *mode, int n, int conns, char **out)
+{
+	const char *bin = getenv("KT_CLI");
+	char url[64], ns[16], cs[16], opath[400];
+	int status;
+	pid_t pid;
+
+	if (bin == NULL)
+		fail_msg("KT_CLI is not set");
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u", e->port);
+	snprintf(ns, sizeof(ns), "%d", n);
+	snprintf(cs, sizeof(cs), "%d", conns);
+	snprintf(opath, sizeof(opath), "%s/bench.out", e->dir);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0) {
+		int fo = open(opath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int fn = open("/dev/null", O_WRONLY);
+
+		if (fo < 0 || fn < 0)
+			_exit(126);
+		dup2(fo, STDOUT_FILENO);
+		dup2(fn, STDERR_FILENO);
+		execl(bin, bin, "bench", mode, "--url", url, "--data", e->data,
+		    "-n", ns, "-c", cs, (char *)NULL);
+		_exit(127);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	*out = (char *)e2e_file_read(opath, NULL);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/*
+ * The benchmark tools work against a real daemon: every append and every
+ * signature answered, every proof and signature checked by the tool; and
+ * a daemon that is gone makes them fail.
+ */
+static void
+test_bench_tools(void **state)
+{
+	struct e2e e;
+	struct e2e_resp r;
+	char *out;
+	json_t *j;
+
+	(void)state;
+	e2e_init(&e);
+	e2e_start(&e);
+	assert_int_equal(bench_run(&e, "append", 300, 16, &out), 0);
+	assert_non_null(strstr(out, "appended and proven   300 of 300"));
+	assert_non_null(strstr(out, "client CPU"));
+	free(out);
+	assert_int_equal(bench_run(&e, "sign", 300, 16, &out), 0);
+	assert_non_null(strstr(out, "signed, logged, proven  300 of 300"));
+	free(out);
+	/* The key registration, 300 appends and 300 signatures are logged. */
+	e2e_http(&e, "GET", "/v1/log", NULL, NULL, 0, &r);
+	assert_int_equal(r.status, 200);
+	j = e2e_json(&r);
+	assert_true(json_integer_value(json_object_get(j, "size")) >= 601);
+	json_decref(j);
+	e2e_resp_free(&r);
+	e2e_stop(&e, SIGTERM);
+	assert_int_not_equal(bench_run(&e, "sign", 20, 4, &out), 0);
+	free(out);
+	e2e_cleanup(&e);
+}
+
 int
 main(void)
 {
@@ -1509,6 +1582,7 @@ main(void)
 		cmocka_unit_test(test_gzip_metrics_reload),
 		cmocka_unit_test(test_storage_full),
 		cmocka_unit_test(test_connection_limit),
+		cmocka_unit_test(test_bench_tools),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
