@@ -1,8 +1,9 @@
 /*
  * A pool of worker threads for the CPU-bound steps of a request
  * (checking a submitted signature, signing in the HSM), so the HTTP thread
- * only parses and replies.  A job runs on a worker and then completes, as
- * sequencer submissions do, on the event loop thread.
+ * only parses and replies.  A job runs on a worker and then either
+ * completes, as sequencer submissions do, on the event loop thread, or is
+ * handed on by its run (to the sequencer, which completes it instead).
  */
 #ifndef LOGD_POOL_H
 #define LOGD_POOL_H
