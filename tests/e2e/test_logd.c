@@ -1313,27 +1313,6 @@ test_gzip_metrics_reload(void **state)
 	e2e_cleanup(&e);
 }
 
-/* Rewrites map_size_mib in the daemon's config. */
-static void
-set_map_size(struct e2e *e, int mib)
-{
-	char path[400];
-	size_t len;
-	uint8_t *doc;
-	json_t *j;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/keytrail.json", e->data);
-	doc = e2e_file_read(path, &len);
-	assert_non_null(j = json_loadb((const char *)doc, len, 0, NULL));
-	json_object_set_new(j, "map_size_mib", json_integer(mib));
-	assert_non_null(f = fopen(path, "w"));
-	assert_int_equal(json_dumpf(j, f, JSON_INDENT(2)), 0);
-	fclose(f);
-	json_decref(j);
-	free(doc);
-}
-
 static void
 test_storage_full(void **state)
 {
@@ -1355,7 +1334,7 @@ test_storage_full(void **state)
 	e2e_start(&e);
 	e2e_stop(&e, SIGTERM);
 	/* A 1 MiB map fills after a few thousand entries. */
-	set_map_size(&e, 1);
+	conf_set(&e, NULL, "map_size_mib", json_integer(1));
 	e2e_start(&e);
 	e2e_trust_get(&e, &tr);
 	signer_new(&s);
@@ -1400,7 +1379,7 @@ test_storage_full(void **state)
 	    kt_tiles_verify(size, &root, http_tile_read, &e), KT_OK);
 	e2e_stop(&e, SIGTERM);
 	/* With a larger map the same log carries on. */
-	set_map_size(&e, 64);
+	conf_set(&e, NULL, "map_size_mib", json_integer(64));
 	e2e_start(&e);
 	checkpoint_get(&e, &tr, &size2, &root2, NULL);
 	assert_int_equal(size2, size);
@@ -1421,28 +1400,6 @@ test_storage_full(void **state)
 	e2e_cleanup(&e);
 }
 
-/* Sets a field of the limits section of the daemon's config. */
-static void
-set_limit(struct e2e *e, const char *name, int value)
-{
-	char path[400];
-	size_t len;
-	uint8_t *doc;
-	json_t *j, *lim;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/keytrail.json", e->data);
-	doc = e2e_file_read(path, &len);
-	assert_non_null(j = json_loadb((const char *)doc, len, 0, NULL));
-	assert_non_null(lim = json_object_get(j, "limits"));
-	json_object_set_new(lim, name, json_integer(value));
-	assert_non_null(f = fopen(path, "w"));
-	assert_int_equal(json_dumpf(j, f, JSON_INDENT(2)), 0);
-	fclose(f);
-	json_decref(j);
-	free(doc);
-}
-
 static void
 test_connection_limit(void **state)
 {
@@ -1458,7 +1415,7 @@ test_connection_limit(void **state)
 	e2e_init(&e);
 	e2e_start(&e);
 	e2e_stop(&e, SIGTERM);
-	set_limit(&e, "max_connections", 4);
+	conf_set(&e, "limits", "max_connections", json_integer(4));
 	e2e_start(&e);
 	/*
 	 * Twelve connections at once, four allowed: the others are answered
