@@ -23,6 +23,7 @@
 #include <zlib.h>
 
 #include "http.h"
+#include "keytrail/encoding.h"
 #include "tilecache.h"
 #include "log.h"
 
@@ -420,57 +421,6 @@ http_jw_init(struct http_jw *w, size_t cap)
 	w->rc = kt_buf_append_byte(&w->b, '{');
 }
 
-/* Appends s[0..len) as a JSON string. */
-static int
-http_jw_quote(struct kt_buf *b, const char *s, size_t len)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t i, run = 0;
-	int rc;
-
-	if ((rc = kt_buf_append_byte(b, '"')) != KT_OK)
-		return rc;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		char esc[6];
-		size_t n = 2;
-
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		/* Flush the plain bytes before this one. */
-		if ((rc = kt_buf_append(b, s + run, i - run)) != KT_OK)
-			return rc;
-		run = i + 1;
-		esc[0] = '\\';
-		switch (c) {
-		case '"':
-		case '\\':
-			esc[1] = (char)c;
-			break;
-		case '\n':
-			esc[1] = 'n';
-			break;
-		case '\t':
-			esc[1] = 't';
-			break;
-		case '\r':
-			esc[1] = 'r';
-			break;
-		default:
-			memcpy(esc + 1, "u00", 3);
-			esc[4] = hex[c >> 4];
-			esc[5] = hex[c & 15];
-			n = 6;
-			break;
-		}
-		if ((rc = kt_buf_append(b, esc, n)) != KT_OK)
-			return rc;
-	}
-	if ((rc = kt_buf_append(b, s + run, len - run)) != KT_OK)
-		return rc;
-	return kt_buf_append_byte(b, '"');
-}
-
 /* Writes the separator and "key": of the next member. */
 static int
 http_jw_key(struct http_jw *w, const char *key)
@@ -479,7 +429,7 @@ http_jw_key(struct http_jw *w, const char *key)
 		return w->rc;
 	if (w->n++ > 0 && (w->rc = kt_buf_append_byte(&w->b, ',')) != KT_OK)
 		return w->rc;
-	if ((w->rc = http_jw_quote(&w->b, key, strlen(key))) != KT_OK)
+	if ((w->rc = kt_json_quote(&w->b, key, strlen(key))) != KT_OK)
 		return w->rc;
 	return w->rc = kt_buf_append_byte(&w->b, ':');
 }
@@ -488,7 +438,7 @@ void
 http_jw_str(struct http_jw *w, const char *key, const char *s, size_t len)
 {
 	if (http_jw_key(w, key) == KT_OK)
-		w->rc = http_jw_quote(&w->b, s, len);
+		w->rc = kt_json_quote(&w->b, s, len);
 }
 
 void

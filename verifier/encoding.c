@@ -6,6 +6,7 @@
  * signed-note and tlog-checkpoint both use standard padded base64).
  */
 #include <limits.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "keytrail/encoding.h"
@@ -199,4 +200,107 @@ kt_hex_decode_exact(const char *in, size_t n, uint8_t *out, size_t want)
 		out[i] = (uint8_t)(hex_value(s[2 * i]) << 4 |
 		    hex_value(s[2 * i + 1]));
 	return KT_OK;
+}
+
+/*
+ * JSON strings, escaped exactly as jansson escapes them (the canonical
+ * entry encoding, DESIGN.md section 4).
+ */
+
+/* Length of the UTF-8 sequence at p (n bytes left), or 0 if invalid. */
+static size_t
+json_utf8_len(const unsigned char *p, size_t n)
+{
+	uint32_t cp;
+	size_t len;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2, cp = p[0] & 0x1fu;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3, cp = p[0] & 0x0fu;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4, cp = p[0] & 0x07u;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3fu);
+	}
+	/* Overlong forms, surrogates and code points past U+10FFFF. */
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return len;
+}
+
+int
+kt_json_quote(struct kt_buf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t old = b->len, run = 0, i = 0;
+	int rc;
+
+	if ((rc = kt_buf_append_byte(b, '"')) != KT_OK)
+		return rc;
+	while (i < n) {
+		char esc[6] = { '\\', 0, 0, 0, 0, 0 };
+		size_t elen = 2, u;
+
+		if (p[i] >= 0x80) {
+			if ((u = json_utf8_len(p + i, n - i)) == 0) {
+				rc = KT_EINVAL;
+				goto fail;
+			}
+			i += u;
+			continue;
+		}
+		if (p[i] >= 0x20 && p[i] != '"' && p[i] != '\\') {
+			i++;
+			continue;
+		}
+		switch (p[i]) {
+		case '"':
+		case '\\':
+			esc[1] = (char)p[i];
+			break;
+		case '\b':
+			esc[1] = 'b';
+			break;
+		case '\f':
+			esc[1] = 'f';
+			break;
+		case '\n':
+			esc[1] = 'n';
+			break;
+		case '\r':
+			esc[1] = 'r';
+			break;
+		case '\t':
+			esc[1] = 't';
+			break;
+		default:
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[p[i] >> 4];
+			esc[5] = hex[p[i] & 15];
+			elen = 6;
+			break;
+		}
+		if ((rc = kt_buf_append(b, s + run, i - run)) != KT_OK ||
+		    (rc = kt_buf_append(b, esc, elen)) != KT_OK)
+			goto fail;
+		run = ++i;
+	}
+	if ((rc = kt_buf_append(b, s + run, n - run)) != KT_OK ||
+	    (rc = kt_buf_append_byte(b, '"')) != KT_OK)
+		goto fail;
+	return KT_OK;
+fail:
+	kt_buf_truncate(b, old);
+	return rc;
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "keytrail/encoding.h"
 #include "keytrail/entry.h"
 
 /* Flags of the one canonical encoding. */
@@ -83,99 +84,6 @@ kt_entry_encode(const json_t *obj, struct kt_buf *out)
  * that on generated entries, including every escaped byte.
  */
 
-/* Length of the UTF-8 sequence at p (n bytes left), or 0 if invalid. */
-static size_t
-entry_utf8_len(const unsigned char *p, size_t n)
-{
-	uint32_t cp;
-	size_t len;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		len = 2, cp = p[0] & 0x1fu;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		len = 3, cp = p[0] & 0x0fu;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		len = 4, cp = p[0] & 0x07u;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3fu);
-	}
-	/* Overlong forms, surrogates and code points past U+10FFFF. */
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return 0;
-	return len;
-}
-
-/* Appends s as a JSON string escaped the way jansson escapes it. */
-static int
-entry_quote(struct kt_buf *b, const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	const unsigned char *p = (const unsigned char *)s;
-	size_t n = strlen(s), run = 0, i = 0;
-	int rc;
-
-	if ((rc = kt_buf_append_byte(b, '"')) != KT_OK)
-		return rc;
-	while (i < n) {
-		char esc[6] = { '\\', 0, 0, 0, 0, 0 };
-		size_t elen = 2, u;
-
-		if (p[i] >= 0x80) {
-			if ((u = entry_utf8_len(p + i, n - i)) == 0)
-				return KT_EINVAL;
-			i += u;
-			continue;
-		}
-		if (p[i] >= 0x20 && p[i] != '"' && p[i] != '\\') {
-			i++;
-			continue;
-		}
-		switch (p[i]) {
-		case '"':
-		case '\\':
-			esc[1] = (char)p[i];
-			break;
-		case '\b':
-			esc[1] = 'b';
-			break;
-		case '\f':
-			esc[1] = 'f';
-			break;
-		case '\n':
-			esc[1] = 'n';
-			break;
-		case '\r':
-			esc[1] = 'r';
-			break;
-		case '\t':
-			esc[1] = 't';
-			break;
-		default:
-			memcpy(esc + 1, "u00", 3);
-			esc[4] = hex[p[i] >> 4];
-			esc[5] = hex[p[i] & 15];
-			elen = 6;
-			break;
-		}
-		if ((rc = kt_buf_append(b, s + run, i - run)) != KT_OK ||
-		    (rc = kt_buf_append(b, esc, elen)) != KT_OK)
-			return rc;
-		run = ++i;
-	}
-	if ((rc = kt_buf_append(b, s + run, n - run)) != KT_OK)
-		return rc;
-	return kt_buf_append_byte(b, '"');
-}
-
 /* Appends ,"name": (no comma before the first member) and the string. */
 static int
 entry_member(struct kt_buf *b, int *first, const char *name, const char *v)
@@ -190,7 +98,7 @@ entry_member(struct kt_buf *b, int *first, const char *name, const char *v)
 	    (rc = kt_buf_append(b, "\":", 2)) != KT_OK)
 		return rc;
 	*first = 0;
-	return entry_quote(b, v);
+	return kt_json_quote(b, v, strlen(v));
 }
 
 /* The members of e from "alg" to "artifact", in sorted order. */
@@ -212,7 +120,8 @@ entry_sig_head(const struct kt_entry_sig *e, struct kt_buf *b, int *first)
 				return KT_EINVAL;
 			if ((i > 0 &&
 				(rc = kt_buf_append_byte(b, ',')) != KT_OK) ||
-			    (rc = entry_quote(b, e->approvers[i])) != KT_OK)
+			    (rc = kt_json_quote(b, e->approvers[i],
+				 strlen(e->approvers[i]))) != KT_OK)
 				return rc;
 		}
 		if ((rc = kt_buf_append_byte(b, ']')) != KT_OK)

@@ -46,6 +46,15 @@ int kt_b64_decode(const char *in, size_t n, uint8_t *out, size_t outcap,
 int kt_b64_decode_exact(
     const char *in, size_t n, uint8_t *out, size_t want) KT_MUST_CHECK;
 
+/*
+ * Appends s[0..n) to b as a JSON string, escaped exactly as jansson
+ * escapes it, which is the canonical entry encoding: \" \\ \b \f \n \r
+ * \t, \u00XX (uppercase) for the other bytes below 0x20, and UTF-8 as
+ * is.  Returns KT_OK, KT_EINVAL (s is not valid UTF-8), KT_ETOOBIG or
+ * KT_ENOMEM; b is unchanged on failure.
+ */
+int kt_json_quote(struct kt_buf *b, const char *s, size_t n) KT_MUST_CHECK;
+
 /* Encodes in[0..n) as lowercase hex into out (2n+1 bytes, NUL written). */
 void kt_hex_encode(const uint8_t *in, size_t n, char *out);
 

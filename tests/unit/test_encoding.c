@@ -248,6 +248,38 @@ test_strerror_names_every_code(void **state)
 	assert_false(kt_memeq_ct("abc", "abd", 3));
 }
 
+/* JSON strings: jansson's escapes, UTF-8 as is, and nothing on bad input. */
+static void
+test_json_quote(void **state)
+{
+	static const char in[] = "a\"\\\b\f\n\r\t\x01\x1f\x7f/\xc3\xa9";
+	static const char want[] =
+	    "\"x\"\"a\\\"\\\\\\b\\f\\n\\r\\t\\u0001\\u001F\x7f/\xc3\xa9\"";
+	struct kt_buf b;
+
+	(void)state;
+	kt_buf_init(&b, 256);
+	assert_int_equal(kt_json_quote(&b, "x", 1), KT_OK);
+	assert_int_equal(kt_json_quote(&b, in, sizeof(in) - 1), KT_OK);
+	assert_int_equal(b.len, sizeof(want) - 1);
+	assert_memory_equal(b.p, want, b.len);
+	/* A NUL inside the length is a control byte like any other. */
+	kt_buf_reset(&b);
+	assert_int_equal(kt_json_quote(&b, "a\0b", 3), KT_OK);
+	assert_memory_equal(b.p, "\"a\\u0000b\"", b.len);
+	/* Not UTF-8, or too big: an error, and b as it was. */
+	kt_buf_reset(&b);
+	assert_int_equal(kt_json_quote(&b, "ok", 2), KT_OK);
+	assert_int_equal(kt_json_quote(&b, "ab\"\xc3", 4), KT_EINVAL);
+	assert_int_equal(kt_json_quote(&b, "\xed\xa0\x80", 3), KT_EINVAL);
+	assert_int_equal(b.len, 4);
+	kt_buf_free(&b);
+	kt_buf_init(&b, 8);
+	assert_int_equal(kt_json_quote(&b, "\n\n\n\n", 4), KT_ETOOBIG);
+	assert_int_equal(b.len, 0);
+	kt_buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -260,6 +292,7 @@ main(void)
 		cmocka_unit_test(test_reader_sticky_bad),
 		cmocka_unit_test(test_parse_u64_table),
 		cmocka_unit_test(test_strerror_names_every_code),
+		cmocka_unit_test(test_json_quote),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
