@@ -154,6 +154,7 @@ httpc_req(struct httpc *c, void (*cb)(struct evhttp_request *, void *),
 	if (token != NULL) {
 		snprintf(auth, sizeof(auth), "Bearer %s", token);
 		evhttp_add_header(h, "Authorization", auth);
+		kt_wipe(auth, sizeof(auth));
 	}
 	if (body != NULL) {
 		evhttp_add_header(h, "Content-Type", "application/json");
@@ -312,7 +313,7 @@ httpc_slot_next(struct httpc_many *m, struct httpc_slot *s)
 {
 	struct httpc_call *call;
 	char head[1024];
-	int hl;
+	int hl, ok;
 
 	while (m->next < m->n) {
 		s->cur = m->next++;
@@ -331,11 +332,14 @@ httpc_slot_next(struct httpc_many *m, struct httpc_slot *s)
 		    m->token ? "Authorization: Bearer " : "",
 		    m->token ? m->token : "", m->token ? "\r\n" : "",
 		    call->len);
-		if (hl > 0 && (size_t)hl < sizeof(head) &&
+		ok = hl > 0 && (size_t)hl < sizeof(head) &&
 		    (s->fd >= 0 || httpc_slot_connect(m, s) == 0) &&
 		    kt_buf_append(&s->out, head, (size_t)hl) == 0 &&
 		    kt_buf_append(&s->out, call->body, call->len) == 0 &&
-		    httpc_slot_write(s) == 0)
+		    httpc_slot_write(s) == 0;
+		/* The head holds the bearer token. */
+		kt_wipe(head, sizeof(head));
+		if (ok)
 			return;
 		httpc_slot_close(m, s);
 		httpc_slot_finish(m, s, 0, NULL, 0);
@@ -455,6 +459,8 @@ httpc_post_many(struct httpc *c, const char *token, struct httpc_call *calls,
 out:
 	for (size_t i = 0; slots != NULL && i < nconn; i++) {
 		httpc_slot_close(&m, &slots[i]);
+		if (slots[i].out.p != NULL) /* requests carry the token */
+			kt_wipe(slots[i].out.p, slots[i].out.cap);
 		kt_buf_free(&slots[i].out);
 		kt_buf_free(&slots[i].in);
 	}
