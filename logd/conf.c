@@ -148,6 +148,24 @@ get_uint(const json_t *obj, const char *prefix, const char *key, uint64_t min,
 	return KT_OK;
 }
 
+/* Reads an optional boolean; *out is left alone when absent. */
+static int
+get_bool(const json_t *obj, const char *prefix, const char *key, int *out,
+    char *err, size_t errlen)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (v == NULL)
+		return KT_OK;
+	if (!json_is_boolean(v)) {
+		conf_err(
+		    err, errlen, "%s%s: must be true or false", prefix, key);
+		return KT_EPARSE;
+	}
+	*out = json_is_true(v);
+	return KT_OK;
+}
+
 /* Refuses fields not in allowed (NULL-terminated). */
 static int
 check_fields(const json_t *obj, const char *prefix, const char *const *allowed,
@@ -177,7 +195,7 @@ conf_load(const char *data_dir, const char *path, struct conf *out, char *err,
 	static const char *const top[] = { "origin", "listen", "map_size_mib",
 		"hsm", "batch", "limits", "policy_file", NULL };
 	static const char *const hsmf[] = { "module", "softhsm_conf", "token",
-		"pin_file", "log_key", "keys_token", NULL };
+		"pin_file", "log_key", "keys_token", "session_copies", NULL };
 	static const char *const batchf[] = { "max_entries", "interval_us",
 		NULL };
 	static const char *const limitf[] = { "max_body", "max_headers",
@@ -205,6 +223,7 @@ conf_load(const char *data_dir, const char *path, struct conf *out, char *err,
 		goto out;
 	/* Defaults first, then the file. */
 	c->map_size = UINT64_C(1) << 30;
+	c->hsm_session_copies = 1;
 	snprintf(c->hsm_module, sizeof(c->hsm_module), "%s",
 	    "/usr/lib/softhsm/libsofthsm2.so");
 	snprintf(c->hsm_token, sizeof(c->hsm_token), "%s", "keytrail-log");
@@ -263,7 +282,9 @@ conf_load(const char *data_dir, const char *path, struct conf *out, char *err,
 		    get_str(sub, "hsm.", "log_key", c->log_key_label,
 			sizeof(c->log_key_label), err, errlen) != KT_OK ||
 		    get_str(sub, "hsm.", "keys_token", c->hsm_keys_token,
-			sizeof(c->hsm_keys_token), err, errlen) != KT_OK)
+			sizeof(c->hsm_keys_token), err, errlen) != KT_OK ||
+		    get_bool(sub, "hsm.", "session_copies",
+			&c->hsm_session_copies, err, errlen) != KT_OK)
 			goto out;
 		if (mod[0] != 0 &&
 		    conf_resolve(data_dir, mod, c->hsm_module,

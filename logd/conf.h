@@ -32,6 +32,8 @@ struct conf {
 	char log_key_label[CONF_NAME_MAX + 1];
 	/* Token holding the signing keys ("" = no signing, log only). */
 	char hsm_keys_token[CONF_NAME_MAX + 1];
+	/* Sign with session copies of the keys (struct hsm_config). */
+	int hsm_session_copies;
 
 	/* Sequencer batching. */
 	unsigned batch_max;

@@ -174,7 +174,8 @@ logd_reload_conf(struct logd *d)
 	    strcmp(n.hsm_token, c->hsm_token) != 0 ||
 	    strcmp(n.hsm_pin_file, c->hsm_pin_file) != 0 ||
 	    strcmp(n.log_key_label, c->log_key_label) != 0 ||
-	    strcmp(n.hsm_keys_token, c->hsm_keys_token) != 0)
+	    strcmp(n.hsm_keys_token, c->hsm_keys_token) != 0 ||
+	    n.hsm_session_copies != c->hsm_session_copies)
 		later[nl++] = "hsm";
 	if (strcmp(n.policy_file, c->policy_file) != 0)
 		later[nl++] = "policy_file";
@@ -465,6 +466,7 @@ main(int argc, char **argv)
 	hc.softhsm_conf =
 	    d->conf.hsm_softhsm_conf[0] ? d->conf.hsm_softhsm_conf : NULL;
 	hc.max_sessions = 2;
+	hc.session_copies = d->conf.hsm_session_copies;
 	if (hsm_open(&hc, &d->hsm, err, sizeof(err)) != KT_OK ||
 	    hsm_find(d->hsm, d->conf.log_key_label, &d->key, err,
 		sizeof(err)) != KT_OK ||

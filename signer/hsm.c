@@ -886,6 +886,7 @@ hsm_open(
 	    h->token_label, sizeof(h->token_label), "%s", cfg->token_label);
 	h->maxopen =
 	    cfg->max_sessions > 0 ? cfg->max_sessions : HSM_SESSIONS_DEFAULT;
+	h->copies = cfg->session_copies != 0;
 	if ((rc = hsm_pin_read(cfg->pin_file, h->pin, &h->pinlen, &op)) !=
 	    KT_OK)
 		goto fail;
@@ -953,6 +954,19 @@ hsm_stats(struct hsm *h, struct hsm_stats *out)
 	out->signs = h->signs;
 	out->sign_failures = h->sign_failures;
 	out->reconnects = h->reconnects;
+	out->copies = h->ncopies;
+	out->copies_refused = h->copies_refused;
+	hsm_unlock(&h->mu);
+}
+
+void
+hsm_bench_set_copies(struct hsm *h, int on)
+{
+	hsm_lock(&h->mu);
+	h->copies = on != 0;
+	h->copies_refused = 0;
+	/* Every key looks its handle up again, the new way. */
+	h->gen++;
 	hsm_unlock(&h->mu);
 }
 

@@ -93,6 +93,15 @@ struct hsm_config {
 	const char *pin_file;	  /* user PIN; mode 0600 or stricter */
 	const char *softhsm_conf; /* SOFTHSM2_CONF for SoftHSM; NULL: as is */
 	unsigned max_sessions;	  /* pool size; 0: HSM_SESSIONS_DEFAULT */
+	/*
+	 * Sign with a session-object copy of each private key (C_CopyObject
+	 * with CKA_TOKEN false, made inside the token, checked sensitive and
+	 * never extractable like the original) instead of the token object.
+	 * SoftHSM re-reads a token object's file at every C_SignInit; a
+	 * session object lives in memory.  A token that refuses the copy is
+	 * used through its token objects, as with 0.
+	 */
+	int session_copies;
 };
 
 /* The token's view of a private key, as C_GetAttributeValue reports it. */
@@ -111,6 +120,8 @@ struct hsm_stats {
 	uint64_t signs;		/* signatures returned */
 	uint64_t sign_failures; /* hsm_sign() calls that failed */
 	uint64_t reconnects;	/* times the pool was rebuilt and re-logged */
+	uint64_t copies;	/* session copies of private keys made */
+	int copies_refused;	/* the token refused a copy: none are made */
 };
 
 struct hsm;
@@ -277,6 +288,13 @@ int hsm_sign(struct hsm *h, struct hsm_key *k, const uint8_t *msg, size_t len,
  */
 int hsm_bench_raw_sign(struct hsm *h, struct hsm_key *k, const uint8_t *msg,
     size_t len, char *err, size_t errlen) KT_MUST_CHECK;
+
+/*
+ * For benchmarks only: turns session copies (struct hsm_config) on or off
+ * for the keys' next lookup, so that one run can measure the token's raw
+ * rate both ways.  Copies already made stay until their session closes.
+ */
+void hsm_bench_set_copies(struct hsm *h, int on);
 
 /* Copies a snapshot of h's counters to *out. */
 void hsm_stats(struct hsm *h, struct hsm_stats *out);

@@ -59,6 +59,9 @@ struct hsm {
 	uint64_t signs;
 	uint64_t sign_failures;
 	uint64_t reconnects;
+	int copies;	    /* make session copies of private keys */
+	int copies_refused; /* the token refused one: stop asking */
+	uint64_t ncopies;
 };
 
 /* A key found or made through the handle h (hsm.h). */

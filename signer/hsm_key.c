@@ -396,8 +396,11 @@ hsm_priv_find(struct hsm *h, ck_session_handle_t s, const char *label,
     struct hsm_op *op)
 {
 	ck_object_class_t cls = CKO_PRIVATE_KEY;
+	unsigned char on_token = 1;
+	/* Token objects only: not the session copies of hsm_key_handle(). */
 	struct ck_attribute t[] = {
 		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_TOKEN, &on_token, 1 },
 		{ CKA_LABEL, (void *)label, strlen(label) },
 		{ CKA_ID, (void *)ckid, ckidlen },
 	};
@@ -405,7 +408,7 @@ hsm_priv_find(struct hsm *h, ck_session_handle_t s, const char *label,
 	unsigned long n = 0;
 	int rc;
 
-	rc = hsm_find_objects(h, s, t, ckid != NULL ? 3 : 2, objs, 2, &n, op);
+	rc = hsm_find_objects(h, s, t, ckid != NULL ? 4 : 3, objs, 2, &n, op);
 	if (rc != KT_OK)
 		return rc;
 	if (n == 0)
@@ -474,7 +477,10 @@ hsm_key_load(struct hsm *h, ck_session_handle_t s, ck_object_handle_t priv,
 	k->attrs.local = pi.local != 0;
 	k->priv = priv;
 	k->gen = hsm_generation(h);
-	k->handle_ok = 1;
+	/* With session copies, the first signature makes the copy. */
+	hsm_lock(&h->mu);
+	k->handle_ok = !h->copies || h->copies_refused;
+	hsm_unlock(&h->mu);
 	*out = k;
 	return KT_OK;
 fail:
@@ -529,6 +535,65 @@ hsm_key_attrs(const struct hsm_key *k, struct hsm_attrs *out)
  * from the current generation, otherwise looked up again (same label and
  * CKA_ID) and checked again.
  */
+/*
+ * With session copies on (struct hsm_config), replaces *obj, a checked
+ * token private key, by a copy of it made inside the token as a session
+ * object of s.  SoftHSM re-reads a token object's file at every
+ * C_SignInit; a session object stays in memory.  The copy keeps the
+ * original's label and ID (hsm_key_destroy() finds it with the original)
+ * but not CKA_TOKEN, and must pass the same attribute check.  It lives as
+ * long as s; after that its handle is invalid, which hsm_sign() treats as
+ * a stale handle and cures by looking the key up again.  A token that
+ * refuses to copy (CKA_COPYABLE false, no C_CopyObject) or whose copy
+ * fails the check is used through its token objects from then on; that
+ * is not an error.
+ */
+static int
+hsm_priv_copy(struct hsm *h, ck_session_handle_t s, const char *label,
+    ck_object_handle_t *obj, struct hsm_op *op)
+{
+	unsigned char off = 0;
+	/*
+	 * Only CKA_TOKEN changes.  SoftHSM refuses CKA_SENSITIVE and
+	 * CKA_EXTRACTABLE in the template (CKR_ATTRIBUTE_READ_ONLY) even
+	 * unchanged; the copy is checked for them below instead.
+	 */
+	struct ck_attribute t[] = {
+		{ CKA_TOKEN, &off, 1 },
+	};
+	struct hsm_priv_info pi;
+	ck_object_handle_t copy = 0;
+	char scratch[HSM_ERR_SIZE];
+	struct hsm_op quiet;
+	ck_rv_t rv;
+	int use;
+
+	hsm_lock(&h->mu);
+	use = h->copies && !h->copies_refused;
+	hsm_unlock(&h->mu);
+	if (!use)
+		return KT_OK;
+	rv = h->f->C_CopyObject(s, *obj, t, 1, &copy);
+	if (hsm_rv_reconnect(rv))
+		return hsm_fail(op, rv, "C_CopyObject of key '%s'", label);
+	if (rv == CKR_OK) {
+		hsm_op_init(&quiet, scratch, sizeof(scratch));
+		if (hsm_priv_read(h, s, copy, &pi, &quiet) == KT_OK &&
+		    hsm_priv_check(&pi, label, &quiet) == KT_OK) {
+			hsm_lock(&h->mu);
+			h->ncopies++;
+			hsm_unlock(&h->mu);
+			*obj = copy;
+			return KT_OK;
+		}
+		(void)h->f->C_DestroyObject(s, copy);
+	}
+	hsm_lock(&h->mu);
+	h->copies_refused = 1;
+	hsm_unlock(&h->mu);
+	return KT_OK;
+}
+
 int
 hsm_key_handle(struct hsm *h, struct hsm_key *k, ck_session_handle_t s,
     ck_object_handle_t *out, struct hsm_op *op)
@@ -552,7 +617,19 @@ hsm_key_handle(struct hsm *h, struct hsm_key *k, ck_session_handle_t s,
 	    (rc = hsm_priv_read(h, s, obj, &pi, op)) != KT_OK ||
 	    (rc = hsm_priv_check(&pi, k->label, op)) != KT_OK)
 		return rc;
+	if ((rc = hsm_priv_copy(h, s, k->label, &obj, op)) != KT_OK)
+		return rc;
 	hsm_lock(&h->mu);
+	if (k->handle_ok && k->gen == gen) {
+		/* Another thread got there first: use its handle. */
+		ck_object_handle_t theirs = k->priv;
+
+		hsm_unlock(&h->mu);
+		if (obj != k->priv)
+			(void)h->f->C_DestroyObject(s, obj);
+		*out = theirs;
+		return KT_OK;
+	}
 	k->priv = obj;
 	k->gen = gen;
 	k->handle_ok = 1;
@@ -811,7 +888,7 @@ hsm_destroy(struct hsm *h, struct hsm_key *k, char *err, size_t errlen)
 {
 	struct hsm_op op;
 	ck_session_handle_t s;
-	ck_object_handle_t objs[4];
+	ck_object_handle_t objs[8];
 	unsigned long n = 0;
 	ck_rv_t rv;
 	int rc;
@@ -827,7 +904,7 @@ hsm_destroy(struct hsm *h, struct hsm_key *k, char *err, size_t errlen)
 
 		if ((rc = hsm_pool_get(h, &s, &op)) != KT_OK)
 			return rc;
-		rc = hsm_find_objects(h, s, t, 2, objs, 4, &n, &op);
+		rc = hsm_find_objects(h, s, t, 2, objs, 8, &n, &op);
 	}
 	for (unsigned long i = 0; rc == KT_OK && i < n; i++) {
 		if ((rv = h->f->C_DestroyObject(s, objs[i])) != CKR_OK)

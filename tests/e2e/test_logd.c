@@ -1304,6 +1304,10 @@ test_gzip_metrics_reload(void **state)
 		char cfg[400];
 
 		assert_int_equal(e2e_run(argv1), 0);
+		conf_set(&e, "hsm", "session_copies", json_string("yes"));
+		assert_int_not_equal(e2e_run(argv1), 0);
+		conf_set(&e, "hsm", "session_copies", json_false());
+		assert_int_equal(e2e_run(argv1), 0);
 		snprintf(cfg, sizeof(cfg), "%s/keytrail.json", e.data);
 		assert_non_null(f = fopen(cfg, "a"));
 		fputs("garbage", f);

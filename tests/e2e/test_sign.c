@@ -92,6 +92,12 @@ struct sign_case {
 	int logged;	       /* one log entry appended (else none) */
 };
 
+enum {
+	RESTART = 1,
+	RESTART_TOKEN_OBJECTS,
+	RESTART_COPIES
+};
+
 struct phase {
 	const char *name;
 	/*
@@ -100,8 +106,13 @@ struct phase {
 	 */
 	const char *keys;
 	const char *requests;
-	int broken;  /* write a broken policy: the reload must be refused */
-	int restart; /* restart the daemon first */
+	int broken; /* write a broken policy: the reload must be refused */
+	/*
+	 * Restart the daemon first: RESTART, or RESTART_TOKEN_OBJECTS /
+	 * RESTART_COPIES to make it sign with its keys' token objects or
+	 * (the default) session copies (hsm.session_copies) from then on.
+	 */
+	int restart;
 	const struct sign_case *cases;
 	size_t ncases;
 };
@@ -416,12 +427,33 @@ static const struct sign_case cases_restart[] = {
 	  .error = "unknown_key" },
 };
 
+/* Signing with the token's key objects instead of session copies. */
+static const struct sign_case cases_token_objects[] = {
+	{ .desc = "token objects: ci signs g.txt with default, openssl verifies",
+	  .who = "ci", .op = OP_SIGN, .key = "default", .artifact = "g.txt",
+	  .cli = 1, .status = 200, .approvers = "", .logged = 1 },
+	{ .desc = "token objects: by key ID too",
+	  .who = "ci", .op = OP_SIGN, .key = "#default", .status = 200,
+	  .approvers = "", .logged = 1 },
+};
+
+/* And back to session copies. */
+static const struct sign_case cases_copies[] = {
+	{ .desc = "session copies: ci signs h.txt with default, openssl verifies",
+	  .who = "ci", .op = OP_SIGN, .key = "default", .artifact = "h.txt",
+	  .cli = 1, .status = 200, .approvers = "", .logged = 1 },
+};
+
 /* clang-format on */
 
 #define PHASE_CASES(c) (c), (sizeof(c) / sizeof((c)[0]))
 
 static const struct phase phases[] = {
 	{ "development policy", NULL, NULL, 0, 0, PHASE_CASES(cases_dev) },
+	{ "token objects", NULL, NULL, 0, RESTART_TOKEN_OBJECTS,
+	    PHASE_CASES(cases_token_objects) },
+	{ "session copies", NULL, NULL, 0, RESTART_COPIES,
+	    PHASE_CASES(cases_copies) },
 	{ "artifacts and 2 of 4",
 	    "{'default': {'requesters': ['ci'],"
 	    "             'artifacts': ['*.tar.gz', 'pkg-?.deb']},"
@@ -469,7 +501,7 @@ static const struct phase phases[] = {
 	    " 'ghost': {'requesters': ['ci']}}",
 	    NULL, 0, 0, PHASE_CASES(cases_redecide) },
 	{ "revocation", NULL, NULL, 0, 0, PHASE_CASES(cases_revoke) },
-	{ "restart", NULL, NULL, 0, 1, PHASE_CASES(cases_restart) },
+	{ "restart", NULL, NULL, 0, RESTART, PHASE_CASES(cases_restart) },
 };
 
 /* An artifact name of 255 bytes, the most allowed (set at run time). */
@@ -1192,6 +1224,29 @@ case_run(struct ctx *c, const struct phase *ph, size_t i)
 		    sc->logged ? "one entry" : "no entry");
 }
 
+/* Sets hsm.session_copies in the daemon's config. */
+static void
+set_session_copies(struct e2e *e, int on)
+{
+	char path[400];
+	size_t len;
+	uint8_t *doc;
+	json_t *j;
+	char *s;
+
+	snprintf(path, sizeof(path), "%s/keytrail.json", e->data);
+	doc = e2e_file_read(path, &len);
+	assert_non_null(j = json_loadb((const char *)doc, len, 0, NULL));
+	assert_int_equal(json_object_set_new(json_object_get(j, "hsm"),
+			     "session_copies", json_boolean(on)),
+	    0);
+	assert_non_null(s = json_dumps(j, JSON_INDENT(2)));
+	e2e_file_write(path, s, strlen(s));
+	free(s);
+	json_decref(j);
+	free(doc);
+}
+
 static void
 phase_run(struct ctx *c, const struct phase *ph)
 {
@@ -1199,6 +1254,9 @@ phase_run(struct ctx *c, const struct phase *ph)
 		uint64_t before = checkpoint_size(&c->e, &c->tr);
 
 		e2e_stop(&c->e, SIGTERM);
+		if (ph->restart != RESTART)
+			set_session_copies(
+			    &c->e, ph->restart == RESTART_COPIES);
 		e2e_start(&c->e);
 		/* Same policy, same keys: nothing logged again. */
 		assert_int_equal(checkpoint_size(&c->e, &c->tr), before);

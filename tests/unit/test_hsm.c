@@ -119,7 +119,8 @@ rm_rf(const char *path)
 static struct hsm_config
 config(struct fixture *fx, const char *token, const char *pin)
 {
-	struct hsm_config cfg = { NULL, token, pin, fx->conf, POOL_SESSIONS };
+	struct hsm_config cfg = { NULL, token, pin, fx->conf, POOL_SESSIONS,
+		1 };
 
 	return cfg;
 }
@@ -800,6 +801,85 @@ test_hsm_sign_concurrent(void **state)
 	assert_int_equal(after.sessions_max, POOL_SESSIONS);
 }
 
+/* Signs a fixed digest with k; returns hsm_sign()'s result. */
+static int
+sign_once(struct hsm *h, struct hsm_key *k)
+{
+	uint8_t digest[32] = { 9 }, sig[HSM_SIG_MAX];
+	char err[HSM_ERR_SIZE];
+	size_t siglen;
+
+	return hsm_sign(h, k, digest, sizeof(digest), sig, sizeof(sig), &siglen,
+	    err, sizeof(err));
+}
+
+/*
+ * Session copies (hsm_config.session_copies): every key signs through a
+ * copy made inside the token, which keeps the secret unreadable, is never
+ * taken for a second key of the same label, and goes with the key.
+ */
+static void
+test_hsm_session_copies(void **state)
+{
+	struct fixture *fx = *state;
+	char err[HSM_ERR_SIZE];
+	struct hsm_stats before, after;
+	struct hsm_key *k = NULL, *again = NULL;
+
+	/* Every key looks its handle up again, and copies it. */
+	hsm_bench_set_copies(fx->h, 1);
+	hsm_stats(fx->h, &before);
+	for (size_t i = 0; i < NALGS; i++) {
+		int readable = -1;
+
+		assert_int_equal(sign_once(fx->h, fx->keys[i]), KT_OK);
+		/* Asked of the handle signing uses: the copy. */
+		assert_int_equal(hsm_test_secret_readable(fx->h, fx->keys[i],
+				     &readable, err, sizeof(err)),
+		    KT_OK);
+		assert_int_equal(readable, 0);
+		/* The copy is not a second key of that label. */
+		assert_int_equal(
+		    hsm_find(fx->h, algs[i].label, &k, err, sizeof(err)),
+		    KT_OK);
+		assert_string_equal(hsm_key_id(k), hsm_key_id(fx->keys[i]));
+		assert_int_equal(sign_once(fx->h, k), KT_OK);
+		hsm_key_free(k);
+		k = NULL;
+	}
+	hsm_stats(fx->h, &after);
+	assert_true(after.copies >= before.copies + NALGS);
+	assert_int_equal(after.copies_refused, 0);
+	assert_int_equal(after.sign_failures, before.sign_failures);
+
+	/* Off: the token objects sign, no copy is made. */
+	hsm_bench_set_copies(fx->h, 0);
+	hsm_stats(fx->h, &before);
+	for (size_t i = 0; i < NALGS; i++)
+		assert_int_equal(sign_once(fx->h, fx->keys[i]), KT_OK);
+	hsm_stats(fx->h, &after);
+	assert_int_equal(after.copies, before.copies);
+	hsm_bench_set_copies(fx->h, 1);
+
+	/* A destroyed key signs no more, through no copy either. */
+	assert_int_equal(hsm_generate(fx->h, HSM_ECDSA_P256, "key-copied", &k,
+			     err, sizeof(err)),
+	    KT_OK);
+	assert_int_equal(
+	    hsm_find(fx->h, "key-copied", &again, err, sizeof(err)), KT_OK);
+	assert_int_equal(sign_once(fx->h, k), KT_OK);
+	assert_int_equal(sign_once(fx->h, again), KT_OK);
+	assert_int_equal(hsm_destroy(fx->h, k, err, sizeof(err)), KT_OK);
+	assert_int_not_equal(sign_once(fx->h, k), KT_OK);
+	assert_int_not_equal(sign_once(fx->h, again), KT_OK);
+	hsm_key_free(again);
+	again = NULL;
+	assert_int_equal(
+	    hsm_find(fx->h, "key-copied", &again, err, sizeof(err)),
+	    KT_ENOTFOUND);
+	hsm_key_free(k);
+}
+
 static void
 test_hsm_sign_reconnects(void **state)
 {
@@ -919,6 +999,7 @@ main(void)
 		cmocka_unit_test(test_hsm_secret_unreadable),
 		cmocka_unit_test(test_hsm_sign_refuses_unverifiable),
 		cmocka_unit_test(test_hsm_sign_concurrent),
+		cmocka_unit_test(test_hsm_session_copies),
 		cmocka_unit_test(test_hsm_sign_reconnects),
 		cmocka_unit_test(test_hsm_two_tokens_share_module),
 		cmocka_unit_test(test_hsm_reopen_finds_persistent_keys),
