@@ -550,7 +550,7 @@ hsm_key_attrs(const struct hsm_key *k, struct hsm_attrs *out)
  */
 static int
 hsm_priv_copy(struct hsm *h, ck_session_handle_t s, const char *label,
-    ck_object_handle_t *obj, struct hsm_op *op)
+    ck_object_handle_t *obj, int *copied, struct hsm_op *op)
 {
 	unsigned char off = 0;
 	/*
@@ -584,9 +584,14 @@ hsm_priv_copy(struct hsm *h, ck_session_handle_t s, const char *label,
 			h->ncopies++;
 			hsm_unlock(&h->mu);
 			*obj = copy;
+			*copied = 1;
 			return KT_OK;
 		}
 		(void)h->f->C_DestroyObject(s, copy);
+		/* A lost session says nothing about copies: try again. */
+		if (hsm_rv_reconnect(quiet.rv))
+			return hsm_fail(op, quiet.rv,
+			    "reading the copy of key '%s'", label);
 	}
 	hsm_lock(&h->mu);
 	h->copies_refused = 1;
@@ -601,7 +606,7 @@ hsm_key_handle(struct hsm *h, struct hsm_key *k, ck_session_handle_t s,
 	struct hsm_priv_info pi;
 	ck_object_handle_t obj = 0;
 	uint64_t gen;
-	int rc;
+	int rc, copied = 0;
 
 	hsm_lock(&h->mu);
 	gen = h->gen;
@@ -617,15 +622,18 @@ hsm_key_handle(struct hsm *h, struct hsm_key *k, ck_session_handle_t s,
 	    (rc = hsm_priv_read(h, s, obj, &pi, op)) != KT_OK ||
 	    (rc = hsm_priv_check(&pi, k->label, op)) != KT_OK)
 		return rc;
-	if ((rc = hsm_priv_copy(h, s, k->label, &obj, op)) != KT_OK)
+	if ((rc = hsm_priv_copy(h, s, k->label, &obj, &copied, op)) != KT_OK)
 		return rc;
 	hsm_lock(&h->mu);
 	if (k->handle_ok && k->gen == gen) {
-		/* Another thread got there first: use its handle. */
+		/*
+		 * Another thread got there first: use its handle, and drop
+		 * the copy made here (never the token object).
+		 */
 		ck_object_handle_t theirs = k->priv;
 
 		hsm_unlock(&h->mu);
-		if (obj != k->priv)
+		if (copied && obj != theirs)
 			(void)h->f->C_DestroyObject(s, obj);
 		*out = theirs;
 		return KT_OK;
