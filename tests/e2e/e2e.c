@@ -497,6 +497,28 @@ e2e_file_write(const char *path, const void *p, size_t len)
 }
 
 void
+e2e_conf_set(struct e2e *e, const char *section, const char *field, json_t *v)
+{
+	char path[400];
+	size_t len;
+	uint8_t *doc;
+	json_t *j, *obj;
+	char *text;
+
+	snprintf(path, sizeof(path), "%s/keytrail.json", e->data);
+	doc = e2e_file_read(path, &len);
+	assert_non_null(j = json_loadb((const char *)doc, len, 0, NULL));
+	obj = section != NULL ? json_object_get(j, section) : j;
+	assert_non_null(obj);
+	assert_int_equal(json_object_set_new(obj, field, v), 0);
+	assert_non_null(text = json_dumps(j, JSON_INDENT(2)));
+	e2e_file_write(path, text, strlen(text));
+	free(text);
+	json_decref(j);
+	free(doc);
+}
+
+void
 e2e_sha256_hex(const void *p, size_t len, char out[65])
 {
 	uint8_t h[32];

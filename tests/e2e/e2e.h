@@ -98,6 +98,13 @@ void e2e_trust_get(struct e2e *e, struct e2e_trust *tr);
 uint8_t *e2e_file_read(const char *path, size_t *len);
 /* Writes a file (mode 0600), renamed into place so no reader sees half. */
 void e2e_file_write(const char *path, const void *p, size_t len);
+/*
+ * Sets field (in section, or at the top when NULL) of the daemon's config
+ * file to v (reference stolen); the daemon sees it at its next start or
+ * SIGHUP.
+ */
+void e2e_conf_set(
+    struct e2e *e, const char *section, const char *field, json_t *v);
 /* Lowercase hex SHA-256 of p[0..len). */
 void e2e_sha256_hex(const void *p, size_t len, char out[65]);
 /* A JSON object's string field; fails the test when absent. */

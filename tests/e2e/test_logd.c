@@ -1062,29 +1062,6 @@ gunzip(const uint8_t *p, size_t n, struct kt_buf *out)
 	inflateEnd(&z);
 }
 
-/* Sets field (in section, or at the top when NULL) of the daemon's config. */
-static void
-conf_set(struct e2e *e, const char *section, const char *field, json_t *v)
-{
-	char path[400];
-	size_t len;
-	uint8_t *doc;
-	json_t *j, *obj;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/keytrail.json", e->data);
-	doc = e2e_file_read(path, &len);
-	assert_non_null(j = json_loadb((const char *)doc, len, 0, NULL));
-	obj = section ? json_object_get(j, section) : j;
-	assert_non_null(obj);
-	json_object_set_new(obj, field, v);
-	assert_non_null(f = fopen(path, "w"));
-	assert_int_equal(json_dumpf(j, f, JSON_INDENT(2)), 0);
-	fclose(f);
-	json_decref(j);
-	free(doc);
-}
-
 /* 1 when the daemon's log (stderr) has a line containing needle. */
 static int
 log_has(const struct e2e *e, const char *needle)
@@ -1254,8 +1231,8 @@ test_gzip_metrics_reload(void **state)
 		snprintf(cfg, sizeof(cfg), "%s/keytrail.json", e.data);
 		orig = e2e_file_read(cfg, &clen);
 		assert_non_null(orig);
-		conf_set(&e, "limits", "max_body", json_integer(1024));
-		conf_set(
+		e2e_conf_set(&e, "limits", "max_body", json_integer(1024));
+		e2e_conf_set(
 		    &e, NULL, "origin", json_string("elsewhere.example/log"));
 		kill(e.pid, SIGHUP);
 		usleep(300000);
@@ -1304,9 +1281,9 @@ test_gzip_metrics_reload(void **state)
 		char cfg[400];
 
 		assert_int_equal(e2e_run(argv1), 0);
-		conf_set(&e, "hsm", "session_copies", json_string("yes"));
+		e2e_conf_set(&e, "hsm", "session_copies", json_string("yes"));
 		assert_int_not_equal(e2e_run(argv1), 0);
-		conf_set(&e, "hsm", "session_copies", json_false());
+		e2e_conf_set(&e, "hsm", "session_copies", json_false());
 		assert_int_equal(e2e_run(argv1), 0);
 		snprintf(cfg, sizeof(cfg), "%s/keytrail.json", e.data);
 		assert_non_null(f = fopen(cfg, "a"));
@@ -1338,7 +1315,7 @@ test_storage_full(void **state)
 	e2e_start(&e);
 	e2e_stop(&e, SIGTERM);
 	/* A 1 MiB map fills after a few thousand entries. */
-	conf_set(&e, NULL, "map_size_mib", json_integer(1));
+	e2e_conf_set(&e, NULL, "map_size_mib", json_integer(1));
 	e2e_start(&e);
 	e2e_trust_get(&e, &tr);
 	signer_new(&s);
@@ -1383,7 +1360,7 @@ test_storage_full(void **state)
 	    kt_tiles_verify(size, &root, http_tile_read, &e), KT_OK);
 	e2e_stop(&e, SIGTERM);
 	/* With a larger map the same log carries on. */
-	conf_set(&e, NULL, "map_size_mib", json_integer(64));
+	e2e_conf_set(&e, NULL, "map_size_mib", json_integer(64));
 	e2e_start(&e);
 	checkpoint_get(&e, &tr, &size2, &root2, NULL);
 	assert_int_equal(size2, size);
@@ -1419,7 +1396,7 @@ test_connection_limit(void **state)
 	e2e_init(&e);
 	e2e_start(&e);
 	e2e_stop(&e, SIGTERM);
-	conf_set(&e, "limits", "max_connections", json_integer(4));
+	e2e_conf_set(&e, "limits", "max_connections", json_integer(4));
 	e2e_start(&e);
 	/*
 	 * Twelve connections at once, four allowed: the others are answered

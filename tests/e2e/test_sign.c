@@ -1224,29 +1224,6 @@ case_run(struct ctx *c, const struct phase *ph, size_t i)
 		    sc->logged ? "one entry" : "no entry");
 }
 
-/* Sets hsm.session_copies in the daemon's config. */
-static void
-set_session_copies(struct e2e *e, int on)
-{
-	char path[400];
-	size_t len;
-	uint8_t *doc;
-	json_t *j;
-	char *s;
-
-	snprintf(path, sizeof(path), "%s/keytrail.json", e->data);
-	doc = e2e_file_read(path, &len);
-	assert_non_null(j = json_loadb((const char *)doc, len, 0, NULL));
-	assert_int_equal(json_object_set_new(json_object_get(j, "hsm"),
-			     "session_copies", json_boolean(on)),
-	    0);
-	assert_non_null(s = json_dumps(j, JSON_INDENT(2)));
-	e2e_file_write(path, s, strlen(s));
-	free(s);
-	json_decref(j);
-	free(doc);
-}
-
 static void
 phase_run(struct ctx *c, const struct phase *ph)
 {
@@ -1255,8 +1232,8 @@ phase_run(struct ctx *c, const struct phase *ph)
 
 		e2e_stop(&c->e, SIGTERM);
 		if (ph->restart != RESTART)
-			set_session_copies(
-			    &c->e, ph->restart == RESTART_COPIES);
+			e2e_conf_set(&c->e, "hsm", "session_copies",
+			    json_boolean(ph->restart == RESTART_COPIES));
 		e2e_start(&c->e);
 		/* Same policy, same keys: nothing logged again. */
 		assert_int_equal(checkpoint_size(&c->e, &c->tr), before);
@@ -1335,27 +1312,6 @@ test_sign_policy_table(void **state)
 	}
 	assert_true(n >= 30);
 	e2e_stop(&c->e, SIGTERM);
-}
-
-/* Rewrites map_size_mib in the daemon's config. */
-static void
-set_map_size(struct e2e *e, int mib)
-{
-	char path[400];
-	size_t len;
-	uint8_t *doc;
-	json_t *j;
-	char *s;
-
-	snprintf(path, sizeof(path), "%s/keytrail.json", e->data);
-	doc = e2e_file_read(path, &len);
-	assert_non_null(j = json_loadb((const char *)doc, len, 0, NULL));
-	json_object_set_new(j, "map_size_mib", json_integer(mib));
-	assert_non_null(s = json_dumps(j, JSON_INDENT(2)));
-	e2e_file_write(path, s, strlen(s));
-	free(s);
-	json_decref(j);
-	free(doc);
 }
 
 /* POST /v1/sign body for one filling signature (a long artifact name). */
@@ -1454,7 +1410,7 @@ test_sign_storage_full(void **state)
 	ctx_start(c, 0);
 	e2e_stop(&c->e, SIGTERM);
 	/* A 1 MiB map fills after some hundred signatures. */
-	set_map_size(&c->e, 1);
+	e2e_conf_set(&c->e, NULL, "map_size_mib", json_integer(1));
 	e2e_start(&c->e);
 	e2e_token(&c->e, "ci", tok, sizeof(tok));
 	for (int wave = 0; wave < WAVES && !full; wave++) {
