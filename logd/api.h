@@ -70,6 +70,7 @@ struct api {
 	struct policy_throttle *throttle; /* failed authentications */
 	struct policy_rate *rate;	  /* signing rate limits */
 	struct hsm *keys_hsm;		  /* the signing keys' token */
+	struct hsm *log_hsm;		  /* the checkpoint key's token */
 	struct api_signkey signkeys[API_SIGNKEYS_MAX];
 	size_t nsignkeys;
 	char busy[API_BUSY_MAX][33]; /* requests being updated */

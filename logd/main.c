@@ -480,6 +480,7 @@ main(int argc, char **argv)
 		goto fail;
 
 	d->api.st = d->st;
+	d->api.log_hsm = d->hsm;
 	if (api_log_policy_now(
 		&d->api, logd_sign_checkpoint, d, err, sizeof(err)) != KT_OK)
 		goto fail;
@@ -527,6 +528,7 @@ main(int argc, char **argv)
 	}
 	d->api.conf = &d->conf;
 	d->api.st = d->st;
+	d->api.log_hsm = d->hsm;
 	d->api.seq = d->seq;
 	lim.max_body = d->conf.max_body;
 	lim.max_headers = d->conf.max_headers;

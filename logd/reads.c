@@ -527,6 +527,55 @@ metric(struct kt_buf *b, const char *fmt, ...)
 		return;
 }
 
+/* One HSM metric, a line per open token ("log", "keys"). */
+static void
+metric_tokens(struct kt_buf *b, const char *type, const char *name,
+    struct hsm *const tokens[2], const uint64_t v[2])
+{
+	static const char *const names[] = { "log", "keys" };
+
+	metric(b, "# TYPE %s %s\n", name, type);
+	for (int i = 0; i < 2; i++)
+		if (tokens[i] != NULL)
+			metric(b, "%s{token=\"%s\"} %llu\n", name, names[i],
+			    (unsigned long long)v[i]);
+}
+
+/* The HSM counters of the checkpoint key's token and the signing keys'. */
+static void
+metrics_hsm(struct kt_buf *b, struct api *a)
+{
+	struct hsm *const tokens[2] = { a->log_hsm, a->keys_hsm };
+	struct hsm_stats hs[2];
+	uint64_t v[2];
+
+	memset(hs, 0, sizeof(hs));
+	for (int i = 0; i < 2; i++)
+		if (tokens[i] != NULL)
+			hsm_stats(tokens[i], &hs[i]);
+	for (int i = 0; i < 2; i++)
+		v[i] = hs[i].signs;
+	metric_tokens(b, "counter", "keytrail_hsm_signatures_total", tokens, v);
+	for (int i = 0; i < 2; i++)
+		v[i] = hs[i].sign_failures;
+	metric_tokens(
+	    b, "counter", "keytrail_hsm_sign_failures_total", tokens, v);
+	for (int i = 0; i < 2; i++)
+		v[i] = hs[i].reconnects;
+	metric_tokens(b, "counter", "keytrail_hsm_reconnects_total", tokens, v);
+	for (int i = 0; i < 2; i++)
+		v[i] = hs[i].sessions_open;
+	metric_tokens(b, "gauge", "keytrail_hsm_sessions_open", tokens, v);
+	for (int i = 0; i < 2; i++)
+		v[i] = hs[i].copies;
+	metric_tokens(
+	    b, "counter", "keytrail_hsm_session_copies_total", tokens, v);
+	for (int i = 0; i < 2; i++)
+		v[i] = (uint64_t)hs[i].copies_refused;
+	metric_tokens(
+	    b, "gauge", "keytrail_hsm_session_copies_refused", tokens, v);
+}
+
 void
 api_get_metrics(struct http_req *r, void *arg)
 {
@@ -622,6 +671,7 @@ api_get_metrics(struct http_req *r, void *arg)
 			    "%llu\n",
 			    s, (unsigned long long)hs.by_status[s]);
 	}
+	metrics_hsm(&b, a);
 	http_reply_bytes(
 	    r, 200, "text/plain; version=0.0.4", "no-store", b.p, b.len);
 	kt_buf_free(&b);

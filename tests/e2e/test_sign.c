@@ -1224,6 +1224,25 @@ case_run(struct ctx *c, const struct phase *ph, size_t i)
 		    sc->logged ? "one entry" : "no entry");
 }
 
+/* The value of one line of /metrics (name with its labels); fails if absent. */
+static uint64_t
+metric_value(struct ctx *c, const char *line)
+{
+	struct e2e_resp r;
+	const char *p;
+	uint64_t v;
+
+	e2e_http(&c->e, "GET", "/metrics", NULL, NULL, 0, &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(kt_buf_terminate(&r.body), KT_OK);
+	p = strstr((const char *)r.body.p, line);
+	if (p == NULL)
+		fail_msg("/metrics has no %s", line);
+	v = strtoull(p + strlen(line), NULL, 10);
+	e2e_resp_free(&r);
+	return v;
+}
+
 static void
 phase_run(struct ctx *c, const struct phase *ph)
 {
@@ -1244,6 +1263,24 @@ phase_run(struct ctx *c, const struct phase *ph)
 		policy_apply(c, ph);
 	for (size_t i = 0; i < ph->ncases; i++)
 		case_run(c, ph, i);
+	/* The HSM signed the way the config says (counters start at 0). */
+	if (ph->restart == RESTART_TOKEN_OBJECTS ||
+	    ph->restart == RESTART_COPIES) {
+		uint64_t want = ph->restart == RESTART_COPIES;
+
+		assert_int_equal(metric_value(c,
+				     "keytrail_hsm_signatures_total"
+				     "{token=\"keys\"} "),
+		    ph->ncases);
+		assert_int_equal(metric_value(c,
+				     "keytrail_hsm_session_copies_total"
+				     "{token=\"keys\"} "),
+		    want);
+		assert_int_equal(metric_value(c,
+				     "keytrail_hsm_session_copies_total"
+				     "{token=\"log\"} "),
+		    want);
+	}
 }
 
 static void
