@@ -480,7 +480,6 @@ main(int argc, char **argv)
 		goto fail;
 
 	d->api.st = d->st;
-	d->api.log_hsm = d->hsm;
 	if (api_log_policy_now(
 		&d->api, logd_sign_checkpoint, d, err, sizeof(err)) != KT_OK)
 		goto fail;

@@ -531,16 +531,11 @@ hsm_key_attrs(const struct hsm_key *k, struct hsm_attrs *out)
 }
 
 /*
- * The private key handle to use on session s: the cached one when it is
- * from the current generation, otherwise looked up again (same label and
- * CKA_ID) and checked again.
- */
-/*
  * With session copies on (struct hsm_config), replaces *obj, a checked
  * token private key, by a copy of it made inside the token as a session
  * object of s.  SoftHSM re-reads a token object's file at every
  * C_SignInit; a session object stays in memory.  The copy keeps the
- * original's label and ID (hsm_key_destroy() finds it with the original)
+ * original's label and ID (hsm_destroy() finds it with the original)
  * but not CKA_TOKEN, and must pass the same attribute check.  It lives as
  * long as s; after that its handle is invalid, which hsm_sign() treats as
  * a stale handle and cures by looking the key up again.  A token that
@@ -599,6 +594,12 @@ hsm_priv_copy(struct hsm *h, ck_session_handle_t s, const char *label,
 	return KT_OK;
 }
 
+/*
+ * The private key handle to use on session s: the cached one when it is
+ * from the current generation, otherwise looked up again (same label and
+ * CKA_ID), checked again and, with session copies on, copied
+ * (hsm_priv_copy).
+ */
 int
 hsm_key_handle(struct hsm *h, struct hsm_key *k, ck_session_handle_t s,
     ck_object_handle_t *out, struct hsm_op *op)
