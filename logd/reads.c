@@ -527,53 +527,48 @@ metric(struct kt_buf *b, const char *fmt, ...)
 		return;
 }
 
-/* One HSM metric, a line per open token ("log", "keys"). */
-static void
-metric_tokens(struct kt_buf *b, const char *type, const char *name,
-    struct hsm *const tokens[2], const uint64_t v[2])
-{
-	static const char *const names[] = { "log", "keys" };
-
-	metric(b, "# TYPE %s %s\n", name, type);
-	for (int i = 0; i < 2; i++)
-		if (tokens[i] != NULL)
-			metric(b, "%s{token=\"%s\"} %llu\n", name, names[i],
-			    (unsigned long long)v[i]);
-}
-
-/* The HSM counters of the checkpoint key's token and the signing keys'. */
+/*
+ * The HSM counters of the checkpoint key's token (token="log") and of the
+ * signing keys' (token="keys"), a line per open token.
+ */
 static void
 metrics_hsm(struct kt_buf *b, struct api *a)
 {
+	static const char *const tokname[2] = { "log", "keys" };
+	static const struct {
+		const char *name, *type;
+	} m[] = {
+		{ "keytrail_hsm_signatures_total", "counter" },
+		{ "keytrail_hsm_sign_failures_total", "counter" },
+		{ "keytrail_hsm_reconnects_total", "counter" },
+		{ "keytrail_hsm_sessions_open", "gauge" },
+		{ "keytrail_hsm_session_copies_total", "counter" },
+		{ "keytrail_hsm_session_copies_refused", "gauge" },
+	};
 	struct hsm *const tokens[2] = { a->log_hsm, a->keys_hsm };
-	struct hsm_stats hs[2];
-	uint64_t v[2];
+	uint64_t v[sizeof(m) / sizeof(m[0])][2];
 
-	memset(hs, 0, sizeof(hs));
-	for (int i = 0; i < 2; i++)
-		if (tokens[i] != NULL)
-			hsm_stats(tokens[i], &hs[i]);
-	for (int i = 0; i < 2; i++)
-		v[i] = hs[i].signs;
-	metric_tokens(b, "counter", "keytrail_hsm_signatures_total", tokens, v);
-	for (int i = 0; i < 2; i++)
-		v[i] = hs[i].sign_failures;
-	metric_tokens(
-	    b, "counter", "keytrail_hsm_sign_failures_total", tokens, v);
-	for (int i = 0; i < 2; i++)
-		v[i] = hs[i].reconnects;
-	metric_tokens(b, "counter", "keytrail_hsm_reconnects_total", tokens, v);
-	for (int i = 0; i < 2; i++)
-		v[i] = hs[i].sessions_open;
-	metric_tokens(b, "gauge", "keytrail_hsm_sessions_open", tokens, v);
-	for (int i = 0; i < 2; i++)
-		v[i] = hs[i].copies;
-	metric_tokens(
-	    b, "counter", "keytrail_hsm_session_copies_total", tokens, v);
-	for (int i = 0; i < 2; i++)
-		v[i] = (uint64_t)hs[i].copies_refused;
-	metric_tokens(
-	    b, "gauge", "keytrail_hsm_session_copies_refused", tokens, v);
+	memset(v, 0, sizeof(v));
+	for (int t = 0; t < 2; t++) {
+		struct hsm_stats hs;
+
+		if (tokens[t] == NULL)
+			continue;
+		hsm_stats(tokens[t], &hs);
+		v[0][t] = hs.signs;
+		v[1][t] = hs.sign_failures;
+		v[2][t] = hs.reconnects;
+		v[3][t] = hs.sessions_open;
+		v[4][t] = hs.copies;
+		v[5][t] = (uint64_t)hs.copies_refused;
+	}
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+		metric(b, "# TYPE %s %s\n", m[i].name, m[i].type);
+		for (int t = 0; t < 2; t++)
+			if (tokens[t] != NULL)
+				metric(b, "%s{token=\"%s\"} %llu\n", m[i].name,
+				    tokname[t], (unsigned long long)v[i][t]);
+	}
 }
 
 void
