@@ -111,6 +111,7 @@ static void
 seq_run_batch(struct seq *s, struct seq_req *head, size_t n)
 {
 	struct seq_req *r, *tail = NULL;
+	struct store_times steps;
 	struct seq_cp *cp;
 	char err[160] = "";
 	double t0;
@@ -129,8 +130,12 @@ seq_run_batch(struct seq *s, struct seq_req *head, size_t n)
 	rc = store_append(s->st, s->items, n, s->sign, s->sign_ctx, &cp->note,
 	    &cp->size, err, sizeof(err));
 	t0 = seq_clock() - t0;
+	store_last_times(s->st, &steps);
 	pthread_mutex_lock(&s->mu);
 	s->stats.commit_seconds += t0;
+	s->stats.steps.add += steps.add;
+	s->stats.steps.sign += steps.sign;
+	s->stats.steps.commit += steps.commit;
 	if (rc == KT_OK) {
 		for (i = 0, r = head; r != NULL; r = r->next, i++) {
 			r->item.index = s->items[i].index;

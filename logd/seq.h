@@ -58,8 +58,9 @@ struct seq_stats {
 	uint64_t duplicates;
 	uint64_t failures;
 	uint64_t queued;
-	uint64_t batch_hist[8]; /* batch sizes: 1, 2-7, 8-63, ..., >= 2^18 */
-	double commit_seconds;	/* total time in store_append */
+	uint64_t batch_hist[8];	  /* batch sizes: 1, 2-7, 8-63, ..., >= 2^18 */
+	double commit_seconds;	  /* total time in store_append */
+	struct store_times steps; /* the same, by step (summed) */
 };
 
 /*

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 
 #include "keytrail/checkpoint.h"
@@ -92,6 +93,26 @@ store_seterr(char *err, size_t errlen, const char *fmt, ...)
  * Maps an LMDB (or errno) code to a KT_E* code and explains it in err.
  * A full map is an operational alarm, not a crash (STYLE.md section 8).
  */
+static double
+store_clock(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Seconds since *t; moves *t to now. */
+static double
+store_lap(double *t)
+{
+	double now = store_clock();
+	double d = now - *t;
+
+	*t = now;
+	return d;
+}
+
 static int
 store_mdb_error(
     const struct store *s, int mrc, const char *what, char *err, size_t errlen)
@@ -817,6 +838,7 @@ store_append(struct store *s, struct store_item *items, size_t n,
 	size_t orig = note_out != NULL ? note_out->len : 0;
 	struct store_wtx w;
 	struct kt_hash root = { { 0 } };
+	double t;
 	int rc;
 
 	if (s == NULL || sign == NULL || (n > 0 && items == NULL) ||
@@ -837,6 +859,8 @@ store_append(struct store *s, struct store_item *items, size_t n,
 		s->res = r;
 		s->rescap = n;
 	}
+	memset(&s->last, 0, sizeof(s->last));
+	t = store_clock();
 	if (wtx_begin(s, &w, err, errlen) != KT_OK)
 		return wtx_end(&w, 0);
 	for (size_t i = 0; i < n && w.rc == KT_OK; i++)
@@ -844,18 +868,23 @@ store_append(struct store *s, struct store_item *items, size_t n,
 	if (w.rc == KT_OK && w.size == w.size0) {
 		/* Nothing new: nothing to write or sign. */
 		wtx_latest(&w, note_out);
+		s->last.add = store_lap(&t);
 		if ((rc = wtx_end(&w, 0)) != KT_OK)
 			goto fail;
 	} else {
 		for (int l = 0; l < STORE_LEVELS; l++)
 			if (s->levels[l].loaded && s->levels[l].dirty)
 				wtx_level_flush(&w, l);
+		s->last.add = store_lap(&t);
 		if (w.rc == KT_OK &&
 		    (rc = kt_tree_hash(w.size, wtx_read_hashes, &w, &root)))
 			wtx_fail(&w, KT_EINTERNAL, "computing root %llu: %s",
 			    (unsigned long long)w.size, kt_strerror(rc));
 		wtx_sign(&w, &root, sign, ctx, note_out);
-		if ((rc = wtx_end(&w, 1)) != KT_OK)
+		s->last.sign = store_lap(&t);
+		rc = wtx_end(&w, 1);
+		s->last.commit = store_lap(&t);
+		if (rc != KT_OK)
 			goto fail;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -869,6 +898,12 @@ fail:
 	if (note_out != NULL)
 		kt_buf_truncate(note_out, orig);
 	return rc;
+}
+
+void
+store_last_times(const struct store *s, struct store_times *out)
+{
+	*out = s->last;
 }
 
 int

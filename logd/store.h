@@ -176,6 +176,19 @@ int store_append(struct store *s, struct store_item *items, size_t n,
     char *err, size_t errlen) KT_MUST_CHECK;
 
 /*
+ * Where the last store_append call spent its time, in seconds: looking up
+ * and writing the items (add), building, checking and signing the new
+ * checkpoint (sign), and committing with fsync (commit).  A step the call
+ * did not reach counts 0.  Call from the thread that appends.
+ */
+struct store_times {
+	double add;
+	double sign;
+	double commit;
+};
+void store_last_times(const struct store *s, struct store_times *out);
+
+/*
  * Makes sure a fresh log has a checkpoint: if none exists, signs and
  * stores the checkpoint of the empty tree (size 0, root SHA-256 of the
  * empty string) in one durable transaction; otherwise writes nothing.

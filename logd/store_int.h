@@ -79,6 +79,7 @@ struct store {
 	size_t rescap;
 	struct kt_buf text;
 	struct kt_buf note;
+	struct store_times last; /* of the last store_append */
 };
 
 /* One tile per tree level, looked up by a read session. */

@@ -6,6 +6,9 @@
 #             (wrk, one connection, after a warm-up pass), p50 / p99;
 #   appends   keytrail bench append: durable appends through POST
 #             /v1/entries with signature verification, every proof checked;
+#   batches   from the daemon's /metrics over the appends: entries per
+#             batch, and the milliseconds per batch spent adding the
+#             entries, making the checkpoint and committing (fsync);
 #   memory    the daemon's anonymous resident memory (LMDB's map is
 #             file-backed and not counted);
 #   disk      bytes of the log's LMDB files per entry.
@@ -78,8 +81,21 @@ request = function()
 end
 EOF
 
-printf '%10s %14s %18s %12s %14s %10s\n' entries proof-p50/p99 \
-    appends/s append-p50/p99 disk-B/entry RSS-anon
+# The batch counters of /metrics, on one line: batches entries add ckpt commit.
+batch_counters() {
+	curl -sf "$url/metrics" | awk '
+		/^keytrail_batches_total / { b = $2 }
+		/^keytrail_entries_appended_total / { e = $2 }
+		/^keytrail_batch_step_seconds_total\{step="add"\}/ { a = $2 }
+		/^keytrail_batch_step_seconds_total\{step="checkpoint"\}/ { c = $2 }
+		/^keytrail_batch_step_seconds_total\{step="commit"\}/ { m = $2 }
+		END { print b, e, a, c, m }'
+}
+
+printf '%10s %14s %18s %12s %14s %10s %24s\n' entries proof-p50/p99 \
+    appends/s append-p50/p99 disk-B/entry RSS-anon \
+    'per batch: n add/ckpt/commit'
+
 have=0
 for want in $sizes; do
 	if [ "$want" -gt "$have" ]; then
@@ -101,8 +117,15 @@ for want in $sizes; do
 	p50=$(awk '$1 == "50%" { print $2 }' "$tmp/wrk.txt")
 	p99=$(awk '$1 == "99%" { print $2 }' "$tmp/wrk.txt")
 	disk=$(du -B1 -s "$data/log" | awk '{ print $1 }')
+	before=$(batch_counters)
 	"$build/tools/keytrail" bench append --url "$url" --data "$data" \
 	    -n 20000 -c 64 >"$tmp/append.txt"
+	steps=$(echo "$before $(batch_counters)" | awk '{
+		b = $6 - $1
+		if (b <= 0) { print "-"; exit }
+		printf "%.0f %.2f/%.2f/%.2f ms", ($7 - $2) / b,
+		    ($8 - $3) * 1000 / b, ($9 - $4) * 1000 / b,
+		    ($10 - $5) * 1000 / b }')
 	rss=$(awk '/^RssAnon:/ { print $2 " " $3 }' "/proc/$logd_pid/status")
 	rate=$(awk '/durable appends/ { print $3 }' "$tmp/append.txt")
 	alat=$(awk '/latency p50/ { print $5 "/" $7 }' "$tmp/append.txt")
@@ -111,8 +134,8 @@ for want in $sizes; do
 		cat "$tmp/append.txt" >&2
 		exit 1
 	}
-	printf '%10s %14s %18s %12s %14s %10s\n' "$size" "$p50/$p99" \
-	    "$rate" "$alat ms" $((disk / size)) "$rss"
+	printf '%10s %14s %18s %12s %14s %10s %24s\n' "$size" "$p50/$p99" \
+	    "$rate" "$alat ms" $((disk / size)) "$rss" "$steps"
 	have=$(tree_size)
 	stop
 done

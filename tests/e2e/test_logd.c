@@ -1140,6 +1140,37 @@ test_gzip_metrics_reload(void **state)
 	    strstr((char *)r.body.p, "keytrail_entries_appended_total 21\n"));
 	assert_non_null(strstr(
 	    (char *)r.body.p, "keytrail_http_responses_total{status=\"200\"}"));
+	{
+		/*
+		 * The batches' steps (in store_append) add up to no more
+		 * than the time in store_append.
+		 */
+		static const char *const step[] = { "add", "checkpoint",
+			"commit" };
+		const char *p;
+		double total, sum = 0;
+
+		/* The value line, not the "# TYPE" line. */
+		assert_non_null(p = strstr((char *)r.body.p,
+				    "\nkeytrail_commit_seconds_total "));
+		total = strtod(
+		    p + strlen("\nkeytrail_commit_seconds_total "), NULL);
+		assert_true(total > 0);
+		for (size_t i = 0; i < 3; i++) {
+			char line[96];
+			double v;
+
+			snprintf(line, sizeof(line),
+			    "keytrail_batch_step_seconds_total{step=\"%s\"} ",
+			    step[i]);
+			assert_non_null(p = strstr((char *)r.body.p, line));
+			v = strtod(p + strlen(line), NULL);
+			assert_true(v > 0);
+			sum += v;
+		}
+		/* Each of the four figures is rounded to the microsecond. */
+		assert_true(sum <= total + 4e-6);
+	}
 	e2e_resp_free(&r);
 
 	/* SIGHUP with a broken policy file keeps the old policy. */

@@ -473,6 +473,7 @@ test_store_append_dedups(void **state)
 		    1 },
 	};
 	struct kt_buf note, latest, v;
+	struct store_times tm;
 	struct store_rd *rd;
 	uint64_t size = 99;
 	char err[256];
@@ -512,6 +513,10 @@ test_store_append_dedups(void **state)
 	    kt_memtree_append(f->mt, it[1].entry.p, it[1].entry.len), KT_OK);
 	f->signed_sizes[f->nsigned++] = 3;
 	assert_int_equal(f->sg.calls, 2);
+	/* A batch that wrote and signed spent time in every step. */
+	store_last_times(f->s, &tm);
+	assert_true(tm.add > 0 && tm.sign > 0 && tm.commit > 0);
+	assert_true(tm.add + tm.sign + tm.commit < 60);
 
 	/* All duplicates: no signature, the latest note comes back. */
 	kt_buf_reset(&note);
@@ -520,6 +525,9 @@ test_store_append_dedups(void **state)
 			     &size, err, sizeof(err)),
 	    KT_OK);
 	assert_int_equal(f->sg.calls, 2);
+	store_last_times(f->s, &tm);
+	assert_true(tm.add > 0);
+	assert_true(tm.sign == 0 && tm.commit == 0);
 	assert_int_equal(it[1].duplicate, 1);
 	assert_int_equal(it[1].index, 2);
 	assert_int_equal(size, 3);
