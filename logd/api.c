@@ -413,7 +413,7 @@ api_write_reply(
 	char hex[65];
 	int rc;
 
-	api_latency(a, seq_clock() - req->submitted);
+	api_latency(a, kt_monotonic_seconds() - req->submitted);
 	if (req->rc != KT_OK) {
 		log_warn(
 		    "write from %s not logged: %s", http_req_peer(r), req->err);

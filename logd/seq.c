@@ -45,15 +45,6 @@ struct seq {
 	unsigned items_cap;
 };
 
-double
-seq_clock(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 void
 seq_cp_release(struct seq_cp *cp)
 {
@@ -126,10 +117,10 @@ seq_run_batch(struct seq *s, struct seq_req *head, size_t n)
 	kt_buf_init(&cp->note, 64 * 1024);
 	for (i = 0, r = head; r != NULL; r = r->next, i++)
 		s->items[i] = r->item;
-	t0 = seq_clock();
+	t0 = kt_monotonic_seconds();
 	rc = store_append(s->st, s->items, n, s->sign, s->sign_ctx, &cp->note,
 	    &cp->size, err, sizeof(err));
-	t0 = seq_clock() - t0;
+	t0 = kt_monotonic_seconds() - t0;
 	store_last_times(s->st, &steps);
 	pthread_mutex_lock(&s->mu);
 	s->stats.commit_seconds += t0;
@@ -309,7 +300,7 @@ seq_submit(struct seq *s, struct seq_req *r)
 	r->cp = NULL;
 	r->rc = KT_EINTERNAL;
 	r->err[0] = 0;
-	r->submitted = seq_clock();
+	r->submitted = kt_monotonic_seconds();
 	pthread_mutex_lock(&s->mu);
 	if (s->stopping || s->qlen >= SEQ_QUEUE_MAX) {
 		pthread_mutex_unlock(&s->mu);

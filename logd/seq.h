@@ -43,7 +43,7 @@ struct seq_req {
 	int write_only;
 	void (*done)(struct seq_req *req, void *arg);
 	void *arg;
-	double submitted; /* monotonic seconds, set by seq_submit */
+	double submitted; /* kt_monotonic_seconds(), set by seq_submit */
 	/* Results, valid in done: */
 	int rc;		   /* KT_OK, or why nothing was logged */
 	struct seq_cp *cp; /* on KT_OK: the checkpoint covering the entry */
@@ -85,8 +85,6 @@ void seq_cp_release(struct seq_cp *cp);
 
 /* Copies the counters. */
 void seq_get_stats(struct seq *s, struct seq_stats *out);
-/* The monotonic clock of seq_req.submitted, in seconds. */
-double seq_clock(void);
 /*
  * Changes the batching (config reload); batches started from now on use
  * it.  batch_max 0 is ignored.

@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/stat.h>
 
 #include "keytrail/checkpoint.h"
@@ -89,30 +88,21 @@ store_seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-/*
- * Maps an LMDB (or errno) code to a KT_E* code and explains it in err.
- * A full map is an operational alarm, not a crash (STYLE.md section 8).
- */
-static double
-store_clock(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Seconds since *t; moves *t to now. */
 static double
 store_lap(double *t)
 {
-	double now = store_clock();
+	double now = kt_monotonic_seconds();
 	double d = now - *t;
 
 	*t = now;
 	return d;
 }
 
+/*
+ * Maps an LMDB (or errno) code to a KT_E* code and explains it in err.
+ * A full map is an operational alarm, not a crash (STYLE.md section 8).
+ */
 static int
 store_mdb_error(
     const struct store *s, int mrc, const char *what, char *err, size_t errlen)
@@ -860,7 +850,7 @@ store_append(struct store *s, struct store_item *items, size_t n,
 		s->rescap = n;
 	}
 	memset(&s->last, 0, sizeof(s->last));
-	t = store_clock();
+	t = kt_monotonic_seconds();
 	if (wtx_begin(s, &w, err, errlen) != KT_OK)
 		return wtx_end(&w, 0);
 	for (size_t i = 0; i < n && w.rc == KT_OK; i++)

@@ -35,7 +35,6 @@
 #include "keytrail/note.h"
 #include "keytrail/sig.h"
 #include "keytrail/tlogproof.h"
-#include "monotonic.h"
 
 /* This process's CPU time (user and system) so far, in seconds. */
 static double
@@ -311,9 +310,9 @@ bench_post(int argc, char **argv, int sign_mode)
 	}
 
 	ucpu = bench_cpu_seconds();
-	t0 = monotonic_seconds();
+	t0 = kt_monotonic_seconds();
 	httpc_post_many(c, ci, calls, n, conns);
-	wall = monotonic_seconds() - t0;
+	wall = kt_monotonic_seconds() - t0;
 	ucpu = bench_cpu_seconds() - ucpu;
 
 	/* Every answer: 200, and a proof that verifies offline. */
@@ -359,7 +358,7 @@ bench_post(int argc, char **argv, int sign_mode)
 	/* Baseline: verifying the same signatures, one core, no I/O. */
 	{
 		size_t m = n < 20000 ? n : 20000;
-		double v0 = monotonic_seconds();
+		double v0 = kt_monotonic_seconds();
 
 		for (size_t i = 0; i < m; i++) {
 			if (EVP_DigestVerifyInit(md, NULL, NULL, NULL, pk) !=
@@ -368,7 +367,7 @@ bench_post(int argc, char **argv, int sign_mode)
 				md, subs[i].sig, 64, subs[i].digest, 32) != 1)
 				goto out;
 		}
-		vrate = (double)m / (monotonic_seconds() - v0);
+		vrate = (double)m / (kt_monotonic_seconds() - v0);
 	}
 
 	printf("keytrail bench append: %zu entries over %zu connections to "

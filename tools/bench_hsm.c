@@ -21,7 +21,6 @@
 #include <openssl/rand.h>
 
 #include "hsm.h"
-#include "monotonic.h"
 
 struct worker {
 	struct hsm *h;
@@ -40,7 +39,7 @@ work(void *arg)
 	char err[HSM_ERR_SIZE];
 	size_t siglen;
 
-	while (monotonic_seconds() < w->until) {
+	while (kt_monotonic_seconds() < w->until) {
 		int rc;
 
 		if (RAND_bytes(digest, sizeof(digest)) != 1) {
@@ -67,7 +66,7 @@ run(struct hsm *h, struct hsm_key *k, int checked, double secs, int threads)
 	struct worker w[16];
 	pthread_t t[16];
 	unsigned long total = 0;
-	double t0 = monotonic_seconds();
+	double t0 = kt_monotonic_seconds();
 
 	for (int i = 0; i < threads; i++) {
 		memset(&w[i], 0, sizeof(w[i]));
@@ -84,7 +83,7 @@ run(struct hsm *h, struct hsm_key *k, int checked, double secs, int threads)
 			exit(1);
 		total += w[i].n;
 	}
-	return (double)total / (monotonic_seconds() - t0);
+	return (double)total / (kt_monotonic_seconds() - t0);
 }
 
 int

@@ -22,7 +22,6 @@
 
 #include "cli.h"
 #include "keytrail/merkle.h"
-#include "monotonic.h"
 
 #define BENCH_ROUNDS 5
 #define BENCH_SECONDS 0.4
@@ -32,7 +31,7 @@ static double
 bench_node_hash(void)
 {
 	uint8_t in[65] = { 0x01 }, out[32];
-	double t0 = monotonic_seconds(), t;
+	double t0 = kt_monotonic_seconds(), t;
 	uint64_t n = 0;
 
 	do {
@@ -45,7 +44,7 @@ bench_node_hash(void)
 			memcpy(in + 1, out, 32);
 		}
 		n += 4096;
-	} while ((t = monotonic_seconds() - t0) < BENCH_SECONDS);
+	} while ((t = kt_monotonic_seconds() - t0) < BENCH_SECONDS);
 	return (double)n / t;
 }
 
@@ -69,13 +68,13 @@ bench_tree_build(int reserve)
 		exit(1);
 	if (reserve && kt_memtree_reserve(tree, BENCH_TREE) != KT_OK)
 		exit(1);
-	t0 = monotonic_seconds();
+	t0 = kt_monotonic_seconds();
 	for (uint64_t n = 0; n < BENCH_TREE; n++) {
 		kt_put_u64be(rec, n);
 		if (kt_memtree_append(tree, rec, sizeof(rec)) != KT_OK)
 			exit(1);
 	}
-	t0 = monotonic_seconds() - t0;
+	t0 = kt_monotonic_seconds() - t0;
 	kt_memtree_free(tree);
 	return BENCH_TREE / t0;
 }
@@ -113,7 +112,7 @@ bench_inclusion(void)
 			&leaves[p], &roots[p]) != KT_OK)
 			exit(1);
 	}
-	t0 = monotonic_seconds();
+	t0 = kt_monotonic_seconds();
 	do {
 		for (int p = 0; p < NPROOF; p++) {
 			if (kt_inclusion_check(proofs[p], DEPTH, size,
@@ -121,7 +120,7 @@ bench_inclusion(void)
 				exit(1);
 		}
 		n += NPROOF;
-	} while ((t = monotonic_seconds() - t0) < BENCH_SECONDS);
+	} while ((t = kt_monotonic_seconds() - t0) < BENCH_SECONDS);
 	return (double)n / t;
 }
 

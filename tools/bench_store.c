@@ -35,7 +35,6 @@
 #include "keytrail/merkle.h"
 #include "keytrail/note.h"
 #include "store.h"
-#include "monotonic.h"
 
 static int
 sign_cb(void *ctx, const uint8_t *text, size_t len, struct kt_buf *out)
@@ -174,7 +173,7 @@ proof_latency(
 		struct store_rd *rd;
 		uint64_t idx;
 		size_t np;
-		double t0 = monotonic_seconds();
+		double t0 = kt_monotonic_seconds();
 
 		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
 		idx = (seed >> 11) % size;
@@ -183,7 +182,7 @@ proof_latency(
 			proof, &np) != KT_OK)
 			exit(1);
 		store_rd_end(rd);
-		lat[i] = monotonic_seconds() - t0;
+		lat[i] = kt_monotonic_seconds() - t0;
 	}
 	qsort(lat, K, sizeof(lat[0]), cmp_double);
 	*p50 = lat[K / 2];
@@ -287,7 +286,7 @@ main(int argc, char **argv)
 	    "proof p50", "proof p99", "disk B/entry", "RSS anon");
 	while (mi < sizeof(marks) / sizeof(marks[0]) && size0 >= marks[mi])
 		mi++;
-	t_win = t0 = monotonic_seconds();
+	t_win = t0 = kt_monotonic_seconds();
 	while (done < n) {
 		size_t k = n - done < batch ? (size_t)(n - done) : batch;
 
@@ -341,7 +340,7 @@ main(int argc, char **argv)
 		if (mi < sizeof(marks) / sizeof(marks[0]) &&
 		    size0 + done >= marks[mi]) {
 			double rate = (double)(done - win_start) /
-			    (monotonic_seconds() - t_win);
+			    (kt_monotonic_seconds() - t_win);
 			double p50, p99;
 
 			proof_latency(st, size0 + done, done, &p50, &p99);
@@ -354,12 +353,12 @@ main(int argc, char **argv)
 			fflush(stdout);
 			mi++;
 			win_start = done;
-			t_win = monotonic_seconds();
+			t_win = kt_monotonic_seconds();
 		}
 	}
 	printf("added %llu entries (%.0f/s) to a log of %llu: %llu now, "
 	       "%.0f disk bytes per entry\n",
-	    (unsigned long long)n, (double)n / (monotonic_seconds() - t0),
+	    (unsigned long long)n, (double)n / (kt_monotonic_seconds() - t0),
 	    (unsigned long long)size0, (unsigned long long)(size0 + done),
 	    (double)dir_bytes(logdir) / (double)(size0 + done));
 	store_close(st);

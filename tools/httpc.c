@@ -18,8 +18,6 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
-#include "monotonic.h"
-
 /* Largest response body the CLI accepts (a full entry bundle is ~16 MiB). */
 #define HTTPC_BODY_MAX (64u << 20)
 
@@ -134,7 +132,7 @@ httpc_done(struct evhttp_request *req, void *arg)
 	struct httpc_wait *w = arg;
 
 	httpc_fill(req, w->resp);
-	w->resp->seconds = monotonic_seconds() - w->t0;
+	w->resp->seconds = kt_monotonic_seconds() - w->t0;
 	w->done = 1;
 	event_base_loopbreak(w->base);
 }
@@ -167,7 +165,7 @@ int
 httpc_do(struct httpc *c, const char *method, const char *path,
     const char *token, const uint8_t *body, size_t len, struct httpc_resp *resp)
 {
-	struct httpc_wait w = { resp, c->base, monotonic_seconds(), 0 };
+	struct httpc_wait w = { resp, c->base, kt_monotonic_seconds(), 0 };
 	struct evhttp_request *req;
 	char full[2048];
 
@@ -287,7 +285,7 @@ httpc_slot_finish(struct httpc_many *m, struct httpc_slot *s, int status,
 	r->status = status;
 	if (status != 0 && len > 0 && kt_buf_append(&r->body, body, len) != 0)
 		r->status = 0;
-	r->seconds = monotonic_seconds() - s->t0;
+	r->seconds = kt_monotonic_seconds() - s->t0;
 	s->busy = 0;
 	m->done++;
 }
@@ -319,7 +317,7 @@ httpc_slot_next(struct httpc_many *m, struct httpc_slot *s)
 		s->cur = m->next++;
 		call = &m->calls[s->cur];
 		memset(&call->resp, 0, sizeof(call->resp));
-		s->t0 = s->last = monotonic_seconds();
+		s->t0 = s->last = kt_monotonic_seconds();
 		s->busy = 1;
 		kt_buf_reset(&s->out);
 		kt_buf_reset(&s->in);
@@ -371,7 +369,7 @@ httpc_slot_read(struct httpc_many *m, struct httpc_slot *s)
 				return;
 			goto fail;
 		}
-		s->last = monotonic_seconds();
+		s->last = kt_monotonic_seconds();
 		if (!s->busy)
 			goto fail; /* an answer nobody asked for */
 		h = (const char *)s->in.p;
@@ -434,7 +432,7 @@ httpc_post_many(struct httpc *c, const char *token, struct httpc_call *calls,
 		httpc_slot_next(&m, &slots[i]);
 	while (m.done < n) {
 		int k = epoll_wait(m.ep, evs, 64, 1000);
-		double now = monotonic_seconds();
+		double now = kt_monotonic_seconds();
 
 		for (int i = 0; i < k; i++) {
 			struct httpc_slot *s = evs[i].data.ptr;

@@ -164,6 +164,9 @@ void kt_wipe(void *p, size_t n);
 /* Constant-time comparison of n bytes: 1 when equal, 0 otherwise. */
 int kt_memeq_ct(const void *a, const void *b, size_t n);
 
+/* Seconds on the monotonic clock, for measuring durations. */
+double kt_monotonic_seconds(void);
+
 #ifdef __cplusplus
 }
 #endif

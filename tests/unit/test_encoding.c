@@ -5,6 +5,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "keytrail/encoding.h"
 #include "testutil.h"
@@ -248,6 +249,21 @@ test_strerror_names_every_code(void **state)
 	assert_false(kt_memeq_ct("abc", "abd", 3));
 }
 
+/* The monotonic clock moves forward, in seconds. */
+static void
+test_monotonic_seconds(void **state)
+{
+	double a, b;
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+
+	(void)state;
+	a = kt_monotonic_seconds();
+	nanosleep(&ts, NULL);
+	b = kt_monotonic_seconds();
+	assert_true(a > 0);
+	assert_true(b - a >= 0.019 && b - a < 10);
+}
+
 /* JSON strings: jansson's escapes, UTF-8 as is, and nothing on bad input. */
 static void
 test_json_quote(void **state)
@@ -292,6 +308,7 @@ main(void)
 		cmocka_unit_test(test_reader_sticky_bad),
 		cmocka_unit_test(test_parse_u64_table),
 		cmocka_unit_test(test_strerror_names_every_code),
+		cmocka_unit_test(test_monotonic_seconds),
 		cmocka_unit_test(test_json_quote),
 	};
 
