@@ -242,6 +242,8 @@ int
 kt_json_quote(struct kt_buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
+	/* The bytes with a two-character escape, and their letters. */
+	static const char from[] = "\"\\\b\f\n\r\t", to[] = "\"\\bfnrt";
 	const unsigned char *p = (const unsigned char *)s;
 	size_t old = b->len, run = 0, i = 0;
 	int rc;
@@ -251,6 +253,7 @@ kt_json_quote(struct kt_buf *b, const char *s, size_t n)
 	while (i < n) {
 		char esc[6] = { '\\', 0, 0, 0, 0, 0 };
 		size_t elen = 2, u;
+		const char *f;
 
 		if (p[i] >= 0x80) {
 			if ((u = json_utf8_len(p + i, n - i)) == 0) {
@@ -264,32 +267,13 @@ kt_json_quote(struct kt_buf *b, const char *s, size_t n)
 			i++;
 			continue;
 		}
-		switch (p[i]) {
-		case '"':
-		case '\\':
-			esc[1] = (char)p[i];
-			break;
-		case '\b':
-			esc[1] = 'b';
-			break;
-		case '\f':
-			esc[1] = 'f';
-			break;
-		case '\n':
-			esc[1] = 'n';
-			break;
-		case '\r':
-			esc[1] = 'r';
-			break;
-		case '\t':
-			esc[1] = 't';
-			break;
-		default:
+		if ((f = memchr(from, p[i], sizeof(from) - 1)) != NULL) {
+			esc[1] = to[f - from];
+		} else {
 			memcpy(esc + 1, "u00", 3);
 			esc[4] = hex[p[i] >> 4];
 			esc[5] = hex[p[i] & 15];
 			elen = 6;
-			break;
 		}
 		if ((rc = kt_buf_append(b, s + run, i - run)) != KT_OK ||
 		    (rc = kt_buf_append(b, esc, elen)) != KT_OK)

@@ -84,7 +84,21 @@ kt_entry_encode(const json_t *obj, struct kt_buf *out)
  * that on generated entries, including every escaped byte.
  */
 
-/* Appends ,"name": (no comma before the first member) and the string. */
+/* Appends ,"name": (no comma before the first member). */
+static int
+entry_key(struct kt_buf *b, int *first, const char *name)
+{
+	int rc;
+
+	if ((!*first && (rc = kt_buf_append_byte(b, ',')) != KT_OK) ||
+	    (rc = kt_buf_append_byte(b, '"')) != KT_OK ||
+	    (rc = kt_buf_append_str(b, name)) != KT_OK)
+		return rc;
+	*first = 0;
+	return kt_buf_append(b, "\":", 2);
+}
+
+/* Appends the member name: v, a string, unless v is NULL. */
 static int
 entry_member(struct kt_buf *b, int *first, const char *name, const char *v)
 {
@@ -92,12 +106,8 @@ entry_member(struct kt_buf *b, int *first, const char *name, const char *v)
 
 	if (v == NULL)
 		return KT_OK;
-	if ((!*first && (rc = kt_buf_append_byte(b, ',')) != KT_OK) ||
-	    (rc = kt_buf_append_byte(b, '"')) != KT_OK ||
-	    (rc = kt_buf_append_str(b, name)) != KT_OK ||
-	    (rc = kt_buf_append(b, "\":", 2)) != KT_OK)
+	if ((rc = entry_key(b, first, name)) != KT_OK)
 		return rc;
-	*first = 0;
 	return kt_json_quote(b, v, strlen(v));
 }
 
@@ -111,10 +121,9 @@ entry_sig_head(const struct kt_entry_sig *e, struct kt_buf *b, int *first)
 	if ((rc = entry_member(b, first, "alg", e->alg)) != KT_OK)
 		return rc;
 	if (e->approvers != NULL) {
-		if ((!*first && (rc = kt_buf_append_byte(b, ',')) != KT_OK) ||
-		    (rc = kt_buf_append_str(b, "\"approvers\":[")) != KT_OK)
+		if ((rc = entry_key(b, first, "approvers")) != KT_OK ||
+		    (rc = kt_buf_append_byte(b, '[')) != KT_OK)
 			return rc;
-		*first = 0;
 		for (size_t i = 0; i < e->napprovers; i++) {
 			if (e->approvers[i] == NULL)
 				return KT_EINVAL;
@@ -129,15 +138,13 @@ entry_sig_head(const struct kt_entry_sig *e, struct kt_buf *b, int *first)
 	}
 	if (!e->has_artifact)
 		return KT_OK;
-	if ((!*first && (rc = kt_buf_append_byte(b, ',')) != KT_OK) ||
-	    (rc = kt_buf_append_str(b, "\"artifact\":{")) != KT_OK ||
+	if ((rc = entry_key(b, first, "artifact")) != KT_OK ||
+	    (rc = kt_buf_append_byte(b, '{')) != KT_OK ||
 	    (rc = entry_member(b, &inner, "name", e->artifact_name)) != KT_OK)
 		return rc;
-	*first = 0;
 	if (e->has_artifact_size) {
 		snprintf(num, sizeof(num), "%lld", (long long)e->artifact_size);
-		if ((!inner && (rc = kt_buf_append_byte(b, ',')) != KT_OK) ||
-		    (rc = kt_buf_append_str(b, "\"size\":")) != KT_OK ||
+		if ((rc = entry_key(b, &inner, "size")) != KT_OK ||
 		    (rc = kt_buf_append_str(b, num)) != KT_OK)
 			return rc;
 	}
