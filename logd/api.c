@@ -674,6 +674,20 @@ out:
 	json_decref(body);
 }
 
+void
+api_entry_artifact(struct kt_entry_sig *e, const json_t *art)
+{
+	const json_t *sz;
+
+	if (art == NULL)
+		return;
+	sz = json_object_get(art, "size");
+	e->has_artifact = 1;
+	e->artifact_name = json_string_value(json_object_get(art, "name"));
+	e->has_artifact_size = sz != NULL;
+	e->artifact_size = json_integer_value(sz);
+}
+
 /*
  * Builds w's dedup key and signature entry once its signature verified.
  * Runs on a worker and touches only w.  Returns KT_OK, KT_ETOOBIG or
@@ -702,15 +716,7 @@ api_entries_build(struct api_write *w)
 	e.key = w->keyid;
 	e.digest = w->digest;
 	e.sig = json_string_value(json_object_get(w->body, "sig"));
-	if (art != NULL) {
-		json_t *sz = json_object_get(art, "size");
-
-		e.has_artifact = 1;
-		e.artifact_name =
-		    json_string_value(json_object_get(art, "name"));
-		e.has_artifact_size = sz != NULL;
-		e.artifact_size = json_integer_value(sz);
-	}
+	api_entry_artifact(&e, art);
 	kt_buf_init(&sb, KT_ENTRY_MAX + sizeof(tag));
 	if ((rc = kt_entry_sig_encode(&e, &sb)) != KT_OK ||
 	    (rc = kt_buf_append(&sb, tag, sizeof(tag) - 1)) != KT_OK) {

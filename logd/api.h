@@ -11,6 +11,7 @@
 
 #include "conf.h"
 #include "http.h"
+#include "keytrail/entry.h"
 #include "keytrail/note.h"
 #include "seq.h"
 #include "store.h"
@@ -141,6 +142,11 @@ const char *api_str(
 int api_proof(struct api *a, uint64_t index, const uint8_t *note,
     size_t notelen, uint64_t size, const struct kt_bytes *known,
     struct kt_buf *entry_out, struct kt_buf *proof_out);
+/*
+ * Sets the artifact members of a signature entry from a request's checked
+ * "artifact" object ({"name", "size"}, both optional); NULL sets none.
+ */
+void api_entry_artifact(struct kt_entry_sig *e, const json_t *art);
 /* A key record of the registry, or NULL. */
 json_t *api_key_load(struct store_rd *rd, const char *keyid);
 /*

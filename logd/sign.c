@@ -460,15 +460,7 @@ sign_submit_entry(struct sign_op *op)
 		}
 		appr[e.napprovers++] = json_string_value(v);
 	}
-	if (op->artifact != NULL) {
-		json_t *sz = json_object_get(op->artifact, "size");
-
-		e.has_artifact = 1;
-		e.artifact_name =
-		    json_string_value(json_object_get(op->artifact, "name"));
-		e.has_artifact_size = sz != NULL;
-		e.artifact_size = json_integer_value(sz);
-	}
+	api_entry_artifact(&e, op->artifact);
 	rc = kt_entry_sig_encode(&e, &op->entry);
 	kt_buf_free(&b64);
 	if (rc != KT_OK)
