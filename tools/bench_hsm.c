@@ -101,8 +101,13 @@ main(int argc, char **argv)
 
 	if (argc < 2 || secs <= 0 || threads < 1 || threads > 16) {
 		fprintf(stderr,
-		    "usage: keytrail-bench-hsm DIR [LABEL] "
-		    "[SECONDS] [THREADS]\n");
+		    "usage: keytrail-bench-hsm DIR [LABEL] [SECONDS] "
+		    "[THREADS] [TOKEN]\n"
+		    "  raw C_Sign with the token's key object, then with "
+		    "a session copy,\n"
+		    "  then hsm_sign as the daemon calls it (defaults: "
+		    "default, 3, 2,\n"
+		    "  keytrail-keys)\n");
 		return 2;
 	}
 	snprintf(pin, sizeof(pin), "%s/hsm/pin", argv[1]);
