@@ -43,6 +43,7 @@
 #include <openssl/rsa.h>
 
 #include "keytrail/encoding.h"
+#include "ecverify.h"
 #include "hsm.h"
 #include "hsm_int.h"
 
@@ -887,6 +888,7 @@ hsm_open(
 	h->maxopen =
 	    cfg->max_sessions > 0 ? cfg->max_sessions : HSM_SESSIONS_DEFAULT;
 	h->copies = cfg->session_copies != 0;
+	h->fast_check = 1;
 	if ((rc = hsm_pin_read(cfg->pin_file, h->pin, &h->pinlen, &op)) !=
 	    KT_OK)
 		goto fail;
@@ -968,6 +970,12 @@ hsm_bench_set_copies(struct hsm *h, int on)
 	/* Every key looks its handle up again, the new way. */
 	h->gen++;
 	hsm_unlock(&h->mu);
+}
+
+void
+hsm_bench_set_fast_check(struct hsm *h, int on)
+{
+	__atomic_store_n(&h->fast_check, on != 0, __ATOMIC_RELAXED);
 }
 
 /* One C_SignInit + C_Sign on a borrowed session. */
@@ -1071,16 +1079,51 @@ out:
 	return rc;
 }
 
+/*
+ * k's fast P-256 verifier (ecverify.h), built on the first call; NULL when
+ * k is not P-256, when it could not be built, or when a benchmark turned
+ * it off: the check then goes through EVP.  Two threads may both build
+ * one; the first to publish it wins and the other frees its own.
+ */
+static struct ecv *
+hsm_key_ecv(struct hsm *h, struct hsm_key *k)
+{
+	struct ecv *v, *mine = NULL;
+
+	if (!__atomic_load_n(&h->fast_check, __ATOMIC_RELAXED) ||
+	    k->alg != HSM_ECDSA_P256)
+		return NULL;
+	if ((v = __atomic_load_n(&k->ecv, __ATOMIC_ACQUIRE)) != NULL ||
+	    __atomic_load_n(&k->ecv_failed, __ATOMIC_RELAXED))
+		return v;
+	if (ecv_new(k->pub, &mine) != KT_OK) {
+		__atomic_store_n(&k->ecv_failed, 1, __ATOMIC_RELAXED);
+		return NULL;
+	}
+	if (__atomic_compare_exchange_n(
+		&k->ecv, &v, mine, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return mine;
+	ecv_free(mine);
+	return v;
+}
+
 /* Checks sig over msg with k's public key, the way a verifier would. */
 static int
-hsm_sig_check(const struct hsm_key *k, const uint8_t *msg, size_t len,
+hsm_sig_check(struct hsm *h, struct hsm_key *k, const uint8_t *msg, size_t len,
     const uint8_t *sig, size_t siglen, struct hsm_op *op)
 {
 	EVP_MD_CTX *mc = NULL;
 	EVP_PKEY_CTX *pc = NULL;
+	struct ecv *v;
 	int rc = KT_OK, r = -1;
 
-	if (k->alg == HSM_ED25519) {
+	if ((v = hsm_key_ecv(h, k)) != NULL) {
+		if ((r = ecv_verify(v, msg, len, sig, siglen)) < 0) {
+			rc = hsm_error(op, KT_EINTERNAL,
+			    "cannot verify the token's signature");
+			goto out;
+		}
+	} else if (k->alg == HSM_ED25519) {
 		if ((mc = EVP_MD_CTX_new()) == NULL ||
 		    EVP_DigestVerifyInit(mc, NULL, NULL, NULL, k->pub) != 1) {
 			rc = hsm_error(op, KT_EINTERNAL,
@@ -1174,7 +1217,7 @@ hsm_sign(struct hsm *h, struct hsm_key *k, const uint8_t *msg, size_t len,
 	}
 	if (rc != KT_OK)
 		goto out;
-	if ((rc = hsm_sig_check(k, msg, len, enc, enclen, &op)) != KT_OK)
+	if ((rc = hsm_sig_check(h, k, msg, len, enc, enclen, &op)) != KT_OK)
 		goto out;
 	if (enclen > sigcap) {
 		rc = hsm_error(&op, KT_ETOOBIG,

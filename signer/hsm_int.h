@@ -62,6 +62,11 @@ struct hsm {
 	int copies;	    /* make session copies of private keys */
 	int copies_refused; /* the token refused one: stop asking */
 	uint64_t ncopies;
+	/*
+	 * Not under mu, read and set with atomics: P-256 checks go through
+	 * ecverify.h (1, except when a benchmark turns it off).
+	 */
+	int fast_check;
 };
 
 /* A key found or made through the handle h (hsm.h). */
@@ -75,6 +80,13 @@ struct hsm_key {
 	uint8_t *spki; /* OPENSSL_malloc'd by i2d_PUBKEY */
 	size_t spkilen;
 	EVP_PKEY *pub;
+	/*
+	 * The fast P-256 verifier for pub, built on the first check and then
+	 * immutable; read and set with atomics (hsm_key_ecv()).  ecv_failed:
+	 * it could not be built, the checks go through EVP.
+	 */
+	struct ecv *ecv;
+	int ecv_failed;
 	struct hsm_attrs attrs;
 	/* Guarded by h->mu. */
 	ck_object_handle_t priv;

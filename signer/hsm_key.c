@@ -20,6 +20,7 @@
 #include <openssl/x509.h>
 
 #include "keytrail/encoding.h"
+#include "ecverify.h"
 #include "hsm.h"
 #include "hsm_int.h"
 
@@ -494,6 +495,7 @@ hsm_key_free(struct hsm_key *k)
 	if (k == NULL)
 		return;
 	EVP_PKEY_free(k->pub);
+	ecv_free(k->ecv);
 	OPENSSL_free(k->spki);
 	free(k);
 }
@@ -1025,5 +1027,9 @@ hsm_test_key_mismatch(struct hsm_key *k, const struct hsm_key *other)
 		return KT_EINVAL;
 	EVP_PKEY_free(k->pub);
 	k->pub = other->pub;
+	/* The next check builds its verifier from the new key. */
+	ecv_free(k->ecv);
+	k->ecv = NULL;
+	k->ecv_failed = 0;
 	return KT_OK;
 }
