@@ -58,6 +58,9 @@ struct api_keys_busy {
 	char label[API_LABEL_MAX + 1];
 };
 
+/* Bytes of random request IDs drawn at once (256 IDs of 16 bytes). */
+#define API_IDPOOL 4096
+
 struct api {
 	struct conf *conf;
 	struct store *st;
@@ -75,6 +78,13 @@ struct api {
 	struct api_signkey signkeys[API_SIGNKEYS_MAX];
 	size_t nsignkeys;
 	char busy[API_BUSY_MAX][33]; /* requests being updated */
+	/*
+	 * Random bytes for new request IDs (sign.c), drawn API_IDPOOL bytes
+	 * at a time: RAND_bytes() makes a system call per call.  The IDs
+	 * are public; the pool is not a secret.
+	 */
+	uint8_t idpool[API_IDPOOL];
+	size_t idpool_left;
 	struct api_keys_busy keys_busy[API_KEYS_BUSY_MAX]; /* keys.c */
 	char test_clock[512]; /* KEYTRAIL_TEST_CLOCK, test builds */
 	struct http *http;
