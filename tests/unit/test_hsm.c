@@ -744,6 +744,13 @@ test_hsm_sign_refuses_unverifiable(void **state)
 		hsm_stats(fx->h, &s1);
 		assert_int_equal(s1.sign_failures, s0.sign_failures + 1);
 		assert_int_equal(s1.signs, s0.signs);
+		/* P-256 is checked through the key's table; EVP refuses too. */
+		hsm_bench_set_fast_check(fx->h, 0);
+		assert_int_equal(hsm_sign(fx->h, k, digest, sizeof(digest), sig,
+				     sizeof(sig), &siglen, err, sizeof(err)),
+		    KT_EVERIFY);
+		hsm_bench_set_fast_check(fx->h, 1);
+		assert_memory_equal(sig, before, sizeof(sig));
 		hsm_key_free(k);
 		hsm_key_free(other);
 	}
@@ -799,6 +806,61 @@ test_hsm_sign_concurrent(void **state)
 	assert_int_equal(after.sign_failures, before.sign_failures);
 	assert_true(after.sessions_open <= POOL_SESSIONS);
 	assert_int_equal(after.sessions_max, POOL_SESSIONS);
+}
+
+/*
+ * A P-256 key's first signatures, from every thread at once: each may
+ * build the key's verification table, one is kept, and every signature is
+ * checked and verifies with OpenSSL against the key's public key.
+ */
+static void *
+first_use_run(void *arg)
+{
+	struct worker *w = arg;
+	EVP_PKEY *pk = spki_pkey(w->key);
+	uint8_t digest[32], sig[HSM_SIG_MAX];
+	char err[HSM_ERR_SIZE];
+	size_t siglen;
+
+	for (int i = 0; i < 8; i++) {
+		EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL);
+
+		memset(digest, 0x40 + i, sizeof(digest));
+		if (hsm_sign(w->fx->h, w->key, digest, sizeof(digest), sig,
+			sizeof(sig), &siglen, err, sizeof(err)) != KT_OK ||
+		    c == NULL || EVP_PKEY_verify_init(c) != 1 ||
+		    EVP_PKEY_verify(c, sig, siglen, digest, sizeof(digest)) !=
+			1)
+			w->failures++;
+		EVP_PKEY_CTX_free(c);
+	}
+	EVP_PKEY_free(pk);
+	return NULL;
+}
+
+static void
+test_hsm_p256_check_first_use_concurrent(void **state)
+{
+	struct fixture *fx = *state;
+	struct worker w[THREADS];
+	pthread_t t[THREADS];
+	struct hsm_key *k = NULL;
+	char err[HSM_ERR_SIZE];
+
+	/* A fresh handle of the P-256 key: no table yet. */
+	assert_int_equal(
+	    hsm_find(fx->h, algs[1].label, &k, err, sizeof(err)), KT_OK);
+	assert_int_equal(hsm_key_alg(k), HSM_ECDSA_P256);
+	for (int i = 0; i < THREADS; i++) {
+		w[i] = (struct worker){ fx, k, 0 };
+		assert_int_equal(
+		    pthread_create(&t[i], NULL, first_use_run, &w[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		assert_int_equal(w[i].failures, 0);
+	}
+	hsm_key_free(k);
 }
 
 /* Signs a fixed digest with k; returns hsm_sign()'s result. */
@@ -999,6 +1061,7 @@ main(void)
 		cmocka_unit_test(test_hsm_secret_unreadable),
 		cmocka_unit_test(test_hsm_sign_refuses_unverifiable),
 		cmocka_unit_test(test_hsm_sign_concurrent),
+		cmocka_unit_test(test_hsm_p256_check_first_use_concurrent),
 		cmocka_unit_test(test_hsm_session_copies),
 		cmocka_unit_test(test_hsm_sign_reconnects),
 		cmocka_unit_test(test_hsm_two_tokens_share_module),
