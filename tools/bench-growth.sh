@@ -22,6 +22,7 @@ set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 build="$top/build"
+. "$top/tools/bench-lib.sh"
 sizes=${*:-10000 1000000 10000000}
 tmp=$(mktemp -d /tmp/kt-growth-XXXXXX)
 data="$tmp/data"
@@ -41,19 +42,15 @@ for t in logd/keytrail-logd tools/keytrail tools/keytrail-bench-store; do
 		exit 1
 	}
 done
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(bench_free_port)
 url="http://127.0.0.1:$port"
+bench_idle_check bench-growth
 
 start() {
 	"$build/logd/keytrail-logd" --data "$data" --listen "127.0.0.1:$port" \
 	    --quiet 2>>"$tmp/logd.log" &
 	logd_pid=$!
-	i=0
-	until curl -sf "$url/healthz" >/dev/null; do
-		i=$((i + 1))
-		[ $i -gt 600 ] && { echo "bench-growth: logd did not start" >&2; cat "$tmp/logd.log" >&2; exit 1; }
-		sleep 0.1
-	done
+	bench_wait_up "$url" "$tmp/logd.log" bench-growth
 }
 
 stop() {

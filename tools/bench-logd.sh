@@ -19,6 +19,7 @@ set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 build="$top/build"
+. "$top/tools/bench-lib.sh"
 n=${1:-30000}
 secs=${2:-10}
 conns=${3:-128}
@@ -45,22 +46,14 @@ done
 	exit 1
 }
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
-	    echo $((20000 + $$ % 20000 + $1))
-}
-p1=$(free_port 1)
-p2=$(free_port 2)
+p1=$(bench_free_port 1)
+p2=$(bench_free_port 2)
+bench_idle_check bench-logd
 
 "$build/logd/keytrail-logd" --data "$tmp/data" --listen "127.0.0.1:$p1" \
     --quiet 2>"$tmp/logd.log" &
 logd_pid=$!
-i=0
-until curl -sf "http://127.0.0.1:$p1/healthz" >/dev/null; do
-	i=$((i + 1))
-	[ $i -gt 200 ] && { echo "bench-logd: logd did not start" >&2; cat "$tmp/logd.log" >&2; exit 1; }
-	sleep 0.1
-done
+bench_wait_up "http://127.0.0.1:$p1" "$tmp/logd.log" bench-logd
 
 echo "== appends"
 "$build/tools/keytrail" bench append --url "http://127.0.0.1:$p1" \

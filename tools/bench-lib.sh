@@ -1,0 +1,38 @@
+# Shell functions shared by the benchmark scripts (sourced, not run).
+
+# A free TCP port on 127.0.0.1 (python3), or one derived from the PID.
+bench_free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
+	    echo $((20000 + $$ % 20000 + ${1:-0}))
+}
+
+# Waits until URL/healthz answers; after 60 s prints LOG and exits 1.
+# NAME prefixes the message.
+bench_wait_up() {
+	_i=0
+	until curl -sf "$1/healthz" >/dev/null; do
+		_i=$((_i + 1))
+		if [ $_i -gt 600 ]; then
+			echo "$3: logd did not start" >&2
+			cat "$2" >&2
+			exit 1
+		fi
+		sleep 0.1
+	done
+}
+
+# Warns (one line on stderr, prefixed NAME) when the machine was more than
+# 15% busy over one second before the run: every rate measured then is
+# low, baselines included, and the run is better repeated on an idle
+# machine.  Reads /proc/stat; silent where there is none.
+bench_idle_check() {
+	[ -r /proc/stat ] || return 0
+	_a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
+	sleep 1
+	_b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
+	echo "$_a $_b" | awk -v name="$1" '{
+		busy = $3 - $1; idle = $4 - $2
+		if (busy + idle > 0 && busy * 100 / (busy + idle) > 15)
+			printf "%s: warning: the machine was %.0f%% busy before the run; figures will be low\n",
+			    name, busy * 100 / (busy + idle) > "/dev/stderr" }'
+}
