@@ -44,6 +44,7 @@
 
 #include "keytrail/encoding.h"
 #include "ecverify.h"
+#include "edverify.h"
 #include "hsm.h"
 #include "hsm_int.h"
 
@@ -1079,32 +1080,67 @@ out:
 	return rc;
 }
 
-/*
- * k's fast P-256 verifier (ecverify.h), built on the first call; NULL when
- * k is not P-256, when it could not be built, or when a benchmark turned
- * it off: the check then goes through EVP.  Two threads may both build
- * one; the first to publish it wins and the other frees its own.
- */
-static struct ecv *
-hsm_key_ecv(struct hsm *h, struct hsm_key *k)
+void
+hsm_fast_free(struct hsm_fast *f)
 {
-	struct ecv *v, *mine = NULL;
+	if (f == NULL)
+		return;
+	ecv_free(f->ecv);
+	edv_free(f->edv);
+	free(f);
+}
+
+/* Builds k's fast check; NULL when it cannot be built. */
+static struct hsm_fast *
+hsm_fast_new(struct hsm_key *k)
+{
+	struct hsm_fast *f = calloc(1, sizeof(*f));
+	uint8_t raw[32];
+	size_t rawlen = sizeof(raw);
+	int rc = KT_EINVAL;
+
+	if (f == NULL)
+		return NULL;
+	if (k->alg == HSM_ECDSA_P256)
+		rc = ecv_new(k->pub, &f->ecv);
+	else if (k->alg == HSM_ED25519 &&
+	    EVP_PKEY_get_raw_public_key(k->pub, raw, &rawlen) == 1 &&
+	    rawlen == sizeof(raw))
+		rc = edv_new(raw, &f->edv);
+	if (rc != KT_OK) {
+		hsm_fast_free(f);
+		return NULL;
+	}
+	return f;
+}
+
+/*
+ * k's fast verifier (struct hsm_fast), built on the first call; NULL when
+ * k is neither P-256 nor Ed25519, when it could not be built, or when a
+ * benchmark turned it off: the check then goes through EVP.  Two threads
+ * may both build one; the first to publish it wins and the other frees
+ * its own.
+ */
+static struct hsm_fast *
+hsm_key_fast(struct hsm *h, struct hsm_key *k)
+{
+	struct hsm_fast *f, *mine;
 
 	if (!__atomic_load_n(&h->fast_check, __ATOMIC_RELAXED) ||
-	    k->alg != HSM_ECDSA_P256)
+	    (k->alg != HSM_ECDSA_P256 && k->alg != HSM_ED25519))
 		return NULL;
-	if ((v = __atomic_load_n(&k->ecv, __ATOMIC_ACQUIRE)) != NULL ||
-	    __atomic_load_n(&k->ecv_failed, __ATOMIC_RELAXED))
-		return v;
-	if (ecv_new(k->pub, &mine) != KT_OK) {
-		__atomic_store_n(&k->ecv_failed, 1, __ATOMIC_RELAXED);
+	if ((f = __atomic_load_n(&k->fast, __ATOMIC_ACQUIRE)) != NULL ||
+	    __atomic_load_n(&k->fast_failed, __ATOMIC_RELAXED))
+		return f;
+	if ((mine = hsm_fast_new(k)) == NULL) {
+		__atomic_store_n(&k->fast_failed, 1, __ATOMIC_RELAXED);
 		return NULL;
 	}
 	if (__atomic_compare_exchange_n(
-		&k->ecv, &v, mine, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		&k->fast, &f, mine, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		return mine;
-	ecv_free(mine);
-	return v;
+	hsm_fast_free(mine);
+	return f;
 }
 
 /* Checks sig over msg with k's public key, the way a verifier would. */
@@ -1114,11 +1150,13 @@ hsm_sig_check(struct hsm *h, struct hsm_key *k, const uint8_t *msg, size_t len,
 {
 	EVP_MD_CTX *mc = NULL;
 	EVP_PKEY_CTX *pc = NULL;
-	struct ecv *v;
+	struct hsm_fast *f;
 	int rc = KT_OK, r = -1;
 
-	if ((v = hsm_key_ecv(h, k)) != NULL) {
-		if ((r = ecv_verify(v, msg, len, sig, siglen)) < 0) {
+	if ((f = hsm_key_fast(h, k)) != NULL) {
+		r = f->ecv != NULL ? ecv_verify(f->ecv, msg, len, sig, siglen)
+				   : edv_verify(f->edv, msg, len, sig, siglen);
+		if (r < 0) {
 			rc = hsm_error(op, KT_EINTERNAL,
 			    "cannot verify the token's signature");
 			goto out;

@@ -297,9 +297,9 @@ int hsm_bench_raw_sign(struct hsm *h, struct hsm_key *k, const uint8_t *msg,
 void hsm_bench_set_copies(struct hsm *h, int on);
 
 /*
- * For benchmarks only: checks P-256 signatures through EVP_PKEY_verify()
- * (off) or through the key's precomputed verifier (on, the default;
- * ecverify.h), so that one run can measure both.
+ * For benchmarks only: checks P-256 and Ed25519 signatures through EVP
+ * (off) or through the key's precomputed tables (on, the default;
+ * ecverify.h, edverify.h), so that one run can measure both.
  */
 void hsm_bench_set_fast_check(struct hsm *h, int on);
 

@@ -63,11 +63,23 @@ struct hsm {
 	int copies_refused; /* the token refused one: stop asking */
 	uint64_t ncopies;
 	/*
-	 * Not under mu, read and set with atomics: P-256 checks go through
-	 * ecverify.h (1, except when a benchmark turns it off).
+	 * Not under mu, read and set with atomics: P-256 and Ed25519 checks
+	 * go through a key's tables (struct hsm_fast; 1, except when a
+	 * benchmark turns it off).
 	 */
 	int fast_check;
 };
+
+/*
+ * A key's fast check, as tables for its public key: ecverify.h for
+ * P-256, edverify.h (libkeytrail's) for Ed25519.  One of the two is set.
+ */
+struct hsm_fast {
+	struct ecv *ecv;
+	struct edv *edv;
+};
+
+void hsm_fast_free(struct hsm_fast *f);
 
 /* A key found or made through the handle h (hsm.h). */
 struct hsm_key {
@@ -81,12 +93,13 @@ struct hsm_key {
 	size_t spkilen;
 	EVP_PKEY *pub;
 	/*
-	 * The fast P-256 verifier for pub, built on the first check and then
-	 * immutable; read and set with atomics (hsm_key_ecv()).  ecv_failed:
-	 * it could not be built, the checks go through EVP.
+	 * The fast verifier for pub (P-256 or Ed25519), built on the first
+	 * check and then immutable; read and set with atomics
+	 * (hsm_key_fast()).  fast_failed: it could not be built, the checks
+	 * go through EVP.
 	 */
-	struct ecv *ecv;
-	int ecv_failed;
+	struct hsm_fast *fast;
+	int fast_failed;
 	struct hsm_attrs attrs;
 	/* Guarded by h->mu. */
 	ck_object_handle_t priv;

@@ -495,7 +495,7 @@ hsm_key_free(struct hsm_key *k)
 	if (k == NULL)
 		return;
 	EVP_PKEY_free(k->pub);
-	ecv_free(k->ecv);
+	hsm_fast_free(k->fast);
 	OPENSSL_free(k->spki);
 	free(k);
 }
@@ -1028,8 +1028,8 @@ hsm_test_key_mismatch(struct hsm_key *k, const struct hsm_key *other)
 	EVP_PKEY_free(k->pub);
 	k->pub = other->pub;
 	/* The next check builds its verifier from the new key. */
-	ecv_free(k->ecv);
-	k->ecv = NULL;
-	k->ecv_failed = 0;
+	hsm_fast_free(k->fast);
+	k->fast = NULL;
+	k->fast_failed = 0;
 	return KT_OK;
 }
