@@ -12,6 +12,7 @@
 
 #include "conf.h"
 #include "keytrail/encoding.h"
+#include "store.h"
 
 /* Config files are small; anything larger is a mistake. */
 #define CONF_FILE_MAX (1024 * 1024)
@@ -193,7 +194,8 @@ conf_load(const char *data_dir, const char *path, struct conf *out, char *err,
     size_t errlen)
 {
 	static const char *const top[] = { "origin", "listen", "map_size_mib",
-		"hsm", "batch", "limits", "policy_file", NULL };
+		"index_buffer_entries", "hsm", "batch", "limits", "policy_file",
+		NULL };
 	static const char *const hsmf[] = { "module", "softhsm_conf", "token",
 		"pin_file", "log_key", "keys_token", "session_copies", NULL };
 	static const char *const batchf[] = { "max_entries", "interval_us",
@@ -223,6 +225,7 @@ conf_load(const char *data_dir, const char *path, struct conf *out, char *err,
 		goto out;
 	/* Defaults first, then the file. */
 	c->map_size = UINT64_C(1) << 30;
+	c->ixbuf_entries = STORE_IXBUF_ENTRIES_DEFAULT;
 	c->hsm_session_copies = 1;
 	snprintf(c->hsm_module, sizeof(c->hsm_module), "%s",
 	    "/usr/lib/softhsm/libsofthsm2.so");
@@ -261,6 +264,9 @@ conf_load(const char *data_dir, const char *path, struct conf *out, char *err,
 		errlen) != KT_OK)
 		goto out;
 	c->map_size = v << 20;
+	if (get_uint(j, "", "index_buffer_entries", 1, UINT64_C(1) << 24,
+		&c->ixbuf_entries, err, errlen) != KT_OK)
+		goto out;
 
 	if ((sub = json_object_get(j, "hsm")) != NULL) {
 		char mod[CONF_PATH_MAX] = "", shc[CONF_PATH_MAX] = "";

@@ -23,6 +23,8 @@ struct conf {
 	char listen_host[256];
 	uint16_t listen_port;
 	uint64_t map_size;
+	/* Entries whose index rows wait in memory (store_set_ixbuf_entries). */
+	uint64_t ixbuf_entries;
 
 	/* HSM holding the log's checkpoint key. */
 	char hsm_module[CONF_PATH_MAX];

@@ -62,7 +62,8 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: keytrail-logd --data DIR [--listen HOST:PORT] "
 	    "[--config FILE]\n"
-	    "                     [--check-config] [--quiet]\n"
+	    "                     [--check-config] [--upgrade-storage] "
+	    "[--quiet]\n"
 	    "\n"
 	    "Runs the keytrail signing service and its transparency log.  On "
 	    "an empty\n"
@@ -82,6 +83,10 @@ usage(FILE *f)
 	    "config)\n"
 	    "  --config FILE     config file (default DIR/keytrail.json)\n"
 	    "  --check-config    load and check the configuration, then exit\n"
+	    "  --upgrade-storage bring the log storage up to this program's "
+	    "schema, then\n"
+	    "                    exit (older programs cannot read it "
+	    "afterwards)\n"
 	    "  --quiet           log warnings and errors only\n"
 	    "  --help            this text\n"
 	    "\n"
@@ -169,6 +174,8 @@ logd_reload_conf(struct logd *d)
 		later[nl++] = "listen";
 	if (n.map_size != c->map_size)
 		later[nl++] = "map_size_mib";
+	if (n.ixbuf_entries != c->ixbuf_entries)
+		later[nl++] = "index_buffer_entries";
 	if (strcmp(n.hsm_module, c->hsm_module) != 0 ||
 	    strcmp(n.hsm_softhsm_conf, c->hsm_softhsm_conf) != 0 ||
 	    strcmp(n.hsm_token, c->hsm_token) != 0 ||
@@ -336,6 +343,7 @@ main(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", no_argument, NULL, 'k' },
+		{ "upgrade-storage", no_argument, NULL, 'u' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -343,7 +351,7 @@ main(int argc, char **argv)
 	struct logd *d;
 	const char *data = NULL, *listen = NULL, *config = NULL;
 	char dir[PATH_MAX], err[512] = "";
-	int check = 0, ch, rc = 1;
+	int check = 0, upgrade = 0, ch, rc = 1;
 	struct hsm_config hc;
 	struct http_limits lim;
 	struct store_rd *rd;
@@ -364,6 +372,9 @@ main(int argc, char **argv)
 		case 'k':
 			check = 1;
 			break;
+		case 'u':
+			upgrade = 1;
+			break;
 		case 'q':
 			log_set_quiet(1);
 			break;
@@ -382,7 +393,7 @@ main(int argc, char **argv)
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return 1;
 	kt_buf_init(&note, KT_NOTE_MAX);
-	if (config == NULL && !check) {
+	if (config == NULL && !check && !upgrade) {
 		int need = setup_needed(data, err, sizeof(err));
 
 		if (need < 0)
@@ -452,6 +463,15 @@ main(int argc, char **argv)
 		rc = 0;
 		goto out;
 	}
+	if (upgrade) {
+		if (store_upgrade(dir, d->conf.origin, d->conf.map_size, err,
+			sizeof(err)) != KT_OK)
+			goto fail;
+		printf("keytrail-logd: log storage is at schema %d\n",
+		    STORE_SCHEMA_VERSION);
+		rc = 0;
+		goto out;
+	}
 	if (policy_throttle_new(
 		POLICY_THROTTLE_PEERS_DEFAULT, &d->api.throttle) != KT_OK ||
 	    policy_rate_new(POLICY_RATE_PAIRS_DEFAULT, &d->api.rate) != KT_OK) {
@@ -475,6 +495,7 @@ main(int argc, char **argv)
 	if (store_open(dir, d->conf.origin, d->conf.map_size, &d->st, err,
 		sizeof(err)) != KT_OK)
 		goto fail;
+	store_set_ixbuf_entries(d->st, d->conf.ixbuf_entries);
 	if (store_init_checkpoint(d->st, logd_sign_checkpoint, d, NULL, err,
 		sizeof(err)) != KT_OK)
 		goto fail;

@@ -579,7 +579,7 @@ api_get_metrics(struct http_req *r, void *arg)
 	struct api *a = arg;
 	struct seq_stats ss;
 	struct http_stats hs;
-	struct store_stats st = { 0, 0, 0 };
+	struct store_stats st = { 0, 0, 0, 0, 0 };
 	struct kt_buf b;
 	uint64_t cum = 0;
 
@@ -664,6 +664,12 @@ api_get_metrics(struct http_req *r, void *arg)
 	    "keytrail_storage_bytes{kind=\"used\"} %llu\n"
 	    "keytrail_storage_bytes{kind=\"map\"} %llu\n",
 	    (unsigned long long)st.used_bytes, (unsigned long long)st.map_size);
+	metric(&b,
+	    "# TYPE keytrail_index_buffer_entries gauge\n"
+	    "keytrail_index_buffer_entries %llu\n"
+	    "# TYPE keytrail_index_buffer_merging gauge\n"
+	    "keytrail_index_buffer_merging %d\n",
+	    (unsigned long long)st.ixbuf_entries, st.ixbuf_merging);
 	metric(&b, "# TYPE keytrail_http_responses_total counter\n");
 	for (int s = 100; s < 600; s++) {
 		if (hs.by_status[s] != 0)

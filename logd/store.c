@@ -37,7 +37,7 @@
 /* The names on disk of the databases of enum store_dbi. */
 static const char *const store_db_names[DB_COUNT] = { "meta", "entries",
 	"tiles", "byhash", "bykey", "bydigest", "byartifact", "checkpoints",
-	"keys", "policies", "requests" };
+	"keys", "policies", "requests", "pending0", "pending1" };
 
 /*
  * The tile of one tree level that a write batch is filling: tile index
@@ -70,6 +70,18 @@ struct store_wtx {
 	int rc;
 	char *err;
 	size_t errlen;
+	/* The index buffer as the transaction began, to undo an abort. */
+	size_t ixrows0;
+	uint32_t ixpos0;
+	uint64_t ixentries0;
+	int ixmerged;	     /* the frozen run's last slice is in */
+	struct ixbuf *ixnew; /* the next run, when this batch freezes one */
+};
+
+/* One entry's record in a pending table: its index rows, encoded. */
+struct store_ixrec {
+	uint8_t b[4 * (4 + STORE_INDEX_KEY_MAX + KT_HASH_SIZE)];
+	size_t len;
 };
 
 static void store_seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -269,6 +281,9 @@ wtx_begin(struct store *s, struct store_wtx *w, char *err, size_t errlen)
 	w->s = s;
 	w->err = err;
 	w->errlen = errlen;
+	w->ixrows0 = s->ixact != NULL ? ixbuf_rows(s->ixact) : 0;
+	w->ixpos0 = s->ixpos;
+	w->ixentries0 = s->ixentries;
 	if ((mrc = mdb_txn_begin(s->env, NULL, 0, &w->txn)) != 0) {
 		w->txn = NULL;
 		wtx_mdb(w, mrc, "beginning a write transaction");
@@ -499,17 +514,72 @@ wtx_read_hashes(
 	return KT_OK;
 }
 
+/*
+ * Defers one index row to the index buffer and the entry's pending record
+ * (ixbuf.h): it reaches its B-tree when its run is merged.
+ */
 static void
-wtx_index(struct store_wtx *w, enum store_dbi db, struct kt_bytes value,
+wtx_defer(struct store_wtx *w, struct store_ixrec *rec, enum store_dbi db,
+    const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen,
     uint64_t index)
 {
+	int rc;
+
+	if (w->rc != KT_OK)
+		return;
+	STORE_ASSERT(rec->len + 4 + klen + vlen <= sizeof(rec->b) &&
+	    klen <= STORE_INDEX_KEY_MAX && vlen <= KT_HASH_SIZE);
+	if ((rc = ixbuf_add(
+		 w->s->ixact, (uint8_t)db, k, klen, v, vlen, index)) != KT_OK) {
+		wtx_fail(w, rc, "buffering an index row: %s", kt_strerror(rc));
+		return;
+	}
+	rec->b[rec->len++] = (uint8_t)db;
+	rec->b[rec->len++] = (uint8_t)(klen >> 8);
+	rec->b[rec->len++] = (uint8_t)klen;
+	memcpy(rec->b + rec->len, k, klen);
+	rec->len += klen;
+	rec->b[rec->len++] = (uint8_t)vlen;
+	if (vlen > 0)
+		memcpy(rec->b + rec->len, v, vlen);
+	rec->len += vlen;
+}
+
+/* Defers a search index row: value, then the leaf index (docs/storage.md). */
+static void
+wtx_defer_index(struct store_wtx *w, struct store_ixrec *rec, enum store_dbi db,
+    struct kt_bytes value, const uint8_t *v, size_t vlen, uint64_t index)
+{
 	uint8_t k[STORE_INDEX_KEY_MAX];
-	size_t klen;
 
 	if (value.len == 0)
 		return;
-	klen = store_index_key(k, value.p, value.len, index);
-	wtx_put(w, db, k, klen, NULL, 0, 0);
+	wtx_defer(w, rec, db, k, store_index_key(k, value.p, value.len, index),
+	    v, vlen, index);
+}
+
+struct store_ix_dedup {
+	const uint8_t *prefix;
+	size_t plen;
+	const struct kt_hash *d;
+	uint64_t index;
+	int found;
+};
+
+static int
+store_ix_dedup_cb(void *ctx, const struct ixbuf_row *r)
+{
+	struct store_ix_dedup *q = ctx;
+
+	if (r->klen != q->plen + 8 || memcmp(r->key, q->prefix, q->plen) != 0)
+		return 1;
+	if (r->vlen == KT_HASH_SIZE &&
+	    memcmp(r->val, q->d->b, KT_HASH_SIZE) == 0) {
+		q->index = r->index;
+		q->found = 1;
+		return 1;
+	}
+	return 0;
 }
 
 /*
@@ -552,6 +622,18 @@ wtx_find_dedup(struct store_wtx *w, struct kt_bytes digest,
 	if (mrc != 0 && mrc != MDB_NOTFOUND)
 		wtx_fail(w, KT_EIO, "reading bydigest: %s", mdb_strerror(mrc));
 	mdb_cursor_close(cur);
+	/* Not in the B-tree: perhaps among the buffered rows. */
+	for (int b = 0; b < 2 && !found && w->rc == KT_OK; b++) {
+		struct ixbuf *ix = b == 0 ? w->s->ixact : w->s->ixfrz;
+		struct store_ix_dedup q = { k, plen, d, 0, 0 };
+
+		if (ix == NULL)
+			continue;
+		(void)ixbuf_scan(
+		    ix, DB_BYDIGEST, k, plen + 8, store_ix_dedup_cb, &q);
+		if ((found = q.found))
+			*index = q.index;
+	}
 	return found;
 }
 
@@ -565,9 +647,11 @@ static void
 wtx_add(
     struct store_wtx *w, const struct store_item *it, struct store_result *r)
 {
+	struct ixbuf *const ix[2] = { w->s->ixact, w->s->ixfrz };
+	struct store_ixrec rec;
 	struct kt_hash hs[64];
 	uint8_t k[8];
-	uint64_t idx = w->size;
+	uint64_t idx = w->size, found;
 	size_t nh;
 	MDB_val v;
 	int rc;
@@ -578,8 +662,6 @@ wtx_add(
 	 * carry a new time); any other item when its leaf hash is in the log.
 	 */
 	if (it->has_dedup) {
-		uint64_t found;
-
 		if (it->by_digest.len == 0) {
 			wtx_fail(w, KT_EINVAL,
 			    "an item with a dedup key needs a digest");
@@ -599,6 +681,10 @@ wtx_add(
 		r->index = kt_get_u64be(v.mv_data);
 		r->duplicate = 1;
 		return;
+	} else if (store_ix_leaf(ix, it->leaf.b, UINT64_MAX, &found)) {
+		r->index = found;
+		r->duplicate = 1;
+		return;
 	}
 	if (w->rc != KT_OK)
 		return;
@@ -610,21 +696,22 @@ wtx_add(
 	/* Entries arrive in key order, which MDB_APPEND exploits. */
 	wtx_put(w, DB_ENTRIES, k, sizeof(k), it->entry.p, it->entry.len,
 	    MDB_APPEND);
-	wtx_put(w, DB_BYHASH, it->leaf.b, KT_HASH_SIZE, k, sizeof(k),
-	    MDB_NOOVERWRITE);
-	wtx_index(w, DB_BYKEY, it->by_key, idx);
-	/* A submission's digest row carries its dedup key. */
-	if (it->has_dedup) {
-		uint8_t dk[STORE_INDEX_KEY_MAX];
-		size_t dklen = store_index_key(
-		    dk, it->by_digest.p, it->by_digest.len, idx);
-
-		wtx_put(
-		    w, DB_BYDIGEST, dk, dklen, it->dedup.b, KT_HASH_SIZE, 0);
-	} else {
-		wtx_index(w, DB_BYDIGEST, it->by_digest, idx);
-	}
-	wtx_index(w, DB_BYARTIFACT, it->by_artifact, idx);
+	/*
+	 * The index rows wait in the index buffer and in this entry's
+	 * pending record (sequential, like the entry) until their run is
+	 * merged.  A submission's digest row carries its dedup key.
+	 */
+	rec.len = 0;
+	wtx_defer(
+	    w, &rec, DB_BYHASH, it->leaf.b, KT_HASH_SIZE, k, sizeof(k), idx);
+	wtx_defer_index(w, &rec, DB_BYKEY, it->by_key, NULL, 0, idx);
+	wtx_defer_index(w, &rec, DB_BYDIGEST, it->by_digest,
+	    it->has_dedup ? it->dedup.b : NULL,
+	    it->has_dedup ? KT_HASH_SIZE : 0, idx);
+	wtx_defer_index(w, &rec, DB_BYARTIFACT, it->by_artifact, NULL, 0, idx);
+	wtx_put(w, DB_PENDING0 + w->s->ixrun, k, sizeof(k), rec.b, rec.len,
+	    MDB_APPEND);
+	w->s->ixentries++;
 	for (size_t i = 0; i < it->nputs; i++)
 		wtx_aux(w, &it->puts[i], idx);
 	if (w->rc != KT_OK)
@@ -759,6 +846,196 @@ wtx_sign(struct store_wtx *w, const struct kt_hash *root, store_sign_fn sign,
 		    w, rc, "returning the checkpoint: %s", kt_strerror(rc));
 }
 
+/*
+ * Merges the next slice of the frozen run into the B-tree indexes, in key
+ * order: twice as many rows as this batch buffered, and at least 64, so a
+ * run is merged well before the next one fills.  The last slice also
+ * empties the run's pending table.
+ */
+static void
+wtx_ix_merge(struct store_wtx *w)
+{
+	struct store *s = w->s;
+	size_t budget = 2 * (ixbuf_rows(s->ixact) - w->ixrows0) + 64;
+	struct ixbuf_row r;
+	uint32_t peek;
+	int mrc;
+
+	if (s->ixfrz == NULL || w->rc != KT_OK)
+		return;
+	for (; budget > 0 && w->rc == KT_OK; budget--) {
+		if (!ixbuf_next(s->ixfrz, &s->ixpos, &r))
+			break;
+		wtx_put(
+		    w, (enum store_dbi)r.db, r.key, r.klen, r.val, r.vlen, 0);
+	}
+	peek = s->ixpos;
+	if (w->rc != KT_OK || ixbuf_next(s->ixfrz, &peek, &r))
+		return;
+	if ((mrc = mdb_drop(w->txn, s->dbi[DB_PENDING0 + (1 - s->ixrun)], 0)))
+		wtx_mdb(w, mrc, "emptying a pending table");
+	wtx_put_meta_u64(w, META_IXFROZEN, 0);
+	w->ixmerged = 1;
+}
+
+/*
+ * Freezes the buffered run once it holds ixcap entries (and no other run
+ * is being merged): new rows go to a new run and the other pending table
+ * from the next batch on.
+ */
+static void
+wtx_ix_freeze(struct store_wtx *w)
+{
+	struct store *s = w->s;
+
+	if (w->rc != KT_OK || s->ixfrz != NULL || s->ixentries < s->ixcap)
+		return;
+	if (ixbuf_new(&w->ixnew) != KT_OK)
+		return; /* no memory now: the next batch tries again */
+	wtx_put_meta_u64(w, META_IXRUN, (uint64_t)(1 - s->ixrun));
+	wtx_put_meta_u64(w, META_IXFROZEN, 1);
+}
+
+/* After a commit: readers see the runs the committed meta describes. */
+static void
+store_ix_committed(struct store *s, struct store_wtx *w)
+{
+	struct ixbuf *old = NULL;
+
+	if (w->ixmerged) {
+		(void)pthread_mutex_lock(&s->ixmu);
+		old = s->ixfrz;
+		s->ixfrz = NULL;
+		(void)pthread_mutex_unlock(&s->ixmu);
+		s->ixpos = 0;
+	}
+	if (w->ixnew != NULL) {
+		(void)pthread_mutex_lock(&s->ixmu);
+		s->ixfrz = s->ixact;
+		s->ixact = w->ixnew;
+		(void)pthread_mutex_unlock(&s->ixmu);
+		w->ixnew = NULL;
+		s->ixrun = 1 - s->ixrun;
+		s->ixentries = 0;
+		s->ixpos = 0;
+	}
+	ixbuf_free(old);
+}
+
+/* After an abort: the buffer forgets the batch's rows. */
+static void
+store_ix_aborted(struct store *s, struct store_wtx *w)
+{
+	if (s->ixact != NULL)
+		ixbuf_truncate(s->ixact, w->ixrows0);
+	s->ixpos = w->ixpos0;
+	s->ixentries = w->ixentries0;
+	ixbuf_free(w->ixnew);
+	w->ixnew = NULL;
+}
+
+struct store_ix_find {
+	const uint8_t *prefix;
+	size_t plen;	/* the key is prefix, then 8 bytes of index */
+	uint64_t limit; /* only rows of entries below this index */
+	uint64_t *out;
+	size_t max, n;
+};
+
+static int
+store_ix_leaf_cb(void *ctx, const struct ixbuf_row *r)
+{
+	struct store_ix_find *q = ctx;
+
+	if (r->klen == KT_HASH_SIZE &&
+	    memcmp(r->key, q->prefix, KT_HASH_SIZE) == 0 && r->index < q->limit)
+		q->out[q->n++] = r->index;
+	return 1;
+}
+
+int
+store_ix_leaf(struct ixbuf *const ix[2], const uint8_t *leaf, uint64_t limit,
+    uint64_t *index)
+{
+	for (int b = 0; b < 2; b++) {
+		struct store_ix_find q = { leaf, KT_HASH_SIZE, limit, index, 1,
+			0 };
+
+		if (ix[b] == NULL)
+			continue;
+		(void)ixbuf_scan(
+		    ix[b], DB_BYHASH, leaf, KT_HASH_SIZE, store_ix_leaf_cb, &q);
+		if (q.n > 0)
+			return 1;
+	}
+	return 0;
+}
+
+static int
+store_ix_search_cb(void *ctx, const struct ixbuf_row *r)
+{
+	struct store_ix_find *q = ctx;
+
+	if (r->klen != q->plen + 8 || memcmp(r->key, q->prefix, q->plen) != 0 ||
+	    r->index >= q->limit || q->n == q->max)
+		return 1;
+	q->out[q->n++] = r->index;
+	return 0;
+}
+
+size_t
+store_ix_union(const uint64_t *a, size_t na, const uint64_t *b, size_t nb,
+    uint64_t *out, size_t max)
+{
+	size_t i = 0, j = 0, n = 0;
+
+	while (n < max && (i < na || j < nb)) {
+		uint64_t v;
+
+		if (j == nb || (i < na && a[i] <= b[j]))
+			v = a[i++];
+		else
+			v = b[j++];
+		if (n == 0 || out[n - 1] != v)
+			out[n++] = v;
+	}
+	return n;
+}
+
+int
+store_ix_search(struct ixbuf *const ix[2], enum store_dbi db,
+    const uint8_t *prefix, size_t plen, uint64_t after, uint64_t limit,
+    uint64_t *out, size_t max, size_t *nout)
+{
+	uint8_t from[STORE_INDEX_KEY_MAX];
+	uint64_t *part[2] = { NULL, NULL };
+	size_t n[2] = { 0, 0 };
+	int rc = KT_OK;
+
+	memcpy(from, prefix, plen);
+	kt_put_u64be(from + plen, after + 1);
+	for (int b = 0; b < 2; b++) {
+		struct store_ix_find q;
+
+		if (ix[b] == NULL)
+			continue;
+		if ((part[b] = malloc(max * sizeof(uint64_t))) == NULL) {
+			rc = KT_ENOMEM;
+			goto out;
+		}
+		q = (struct store_ix_find){ prefix, plen, limit, part[b], max,
+			0 };
+		(void)ixbuf_scan(
+		    ix[b], (uint8_t)db, from, plen + 8, store_ix_search_cb, &q);
+		n[b] = q.n;
+	}
+	*nout = store_ix_union(part[0], n[0], part[1], n[1], out, max);
+out:
+	free(part[0]);
+	free(part[1]);
+	return rc;
+}
+
 static int
 store_put_check(const struct store_put *p)
 {
@@ -851,10 +1128,16 @@ store_append(struct store *s, struct store_item *items, size_t n,
 	}
 	memset(&s->last, 0, sizeof(s->last));
 	t = kt_monotonic_seconds();
-	if (wtx_begin(s, &w, err, errlen) != KT_OK)
+	if (wtx_begin(s, &w, err, errlen) != KT_OK) {
+		store_ix_aborted(s, &w);
 		return wtx_end(&w, 0);
+	}
 	for (size_t i = 0; i < n && w.rc == KT_OK; i++)
 		wtx_add(&w, &items[i], &s->res[i]);
+	if (w.size != w.size0) {
+		wtx_ix_merge(&w);
+		wtx_ix_freeze(&w);
+	}
 	if (w.rc == KT_OK && w.size == w.size0) {
 		/* Nothing new: nothing to write or sign. */
 		wtx_latest(&w, note_out);
@@ -877,6 +1160,7 @@ store_append(struct store *s, struct store_item *items, size_t n,
 		if (rc != KT_OK)
 			goto fail;
 	}
+	store_ix_committed(s, &w);
 	for (size_t i = 0; i < n; i++) {
 		items[i].index = s->res[i].index;
 		items[i].duplicate = s->res[i].duplicate;
@@ -885,6 +1169,7 @@ store_append(struct store *s, struct store_item *items, size_t n,
 		*size_out = w.size;
 	return KT_OK;
 fail:
+	store_ix_aborted(s, &w);
 	if (note_out != NULL)
 		kt_buf_truncate(note_out, orig);
 	return rc;
@@ -1027,7 +1312,7 @@ out:
 
 /* Opens the named databases and creates or checks meta. */
 static int
-store_schema(struct store *s, char *err, size_t errlen)
+store_schema(struct store *s, int upgrade, char *err, size_t errlen)
 {
 	struct store_wtx w;
 	uint64_t version, size;
@@ -1062,11 +1347,29 @@ store_schema(struct store *s, char *err, size_t errlen)
 		wtx_put(&w, DB_META, META_ORIGIN, strlen(META_ORIGIN),
 		    s->origin, s->originlen, 0);
 		wtx_put_meta_u64(&w, META_SIZE, 0);
+		wtx_put_meta_u64(&w, META_IXRUN, 0);
+		wtx_put_meta_u64(&w, META_IXFROZEN, 0);
 		return wtx_end(&w, 1);
+	}
+	if (rc == KT_OK && version == 1 && upgrade) {
+		/*
+		 * Schema 1 wrote every index row straight to its B-tree: it
+		 * becomes schema 2 with both pending tables empty.
+		 */
+		wtx_put_meta_u64(&w, META_VERSION, STORE_SCHEMA_VERSION);
+		wtx_put_meta_u64(&w, META_IXRUN, 0);
+		wtx_put_meta_u64(&w, META_IXFROZEN, 0);
+		version = STORE_SCHEMA_VERSION;
 	}
 	if (rc != KT_OK) {
 		wtx_fail(&w, rc == KT_EIO ? KT_EIO : KT_EPARSE,
 		    "log storage schema version is unreadable");
+	} else if (version == 1) {
+		wtx_fail(&w, KT_EPARSE,
+		    "log storage schema version 1 must be upgraded to %d "
+		    "first (keytrail-logd --upgrade-storage; older programs "
+		    "cannot read it afterwards)",
+		    STORE_SCHEMA_VERSION);
 	} else if (version != STORE_SCHEMA_VERSION) {
 		wtx_fail(&w, KT_EPARSE,
 		    "log storage schema version %llu is not supported (this "
@@ -1088,6 +1391,115 @@ store_schema(struct store *s, char *err, size_t errlen)
 	}
 	/* Only the DBI handles are new; committing keeps them open. */
 	return wtx_end(&w, 1);
+}
+
+/* Rebuilds run b from pending table db.  Returns KT_OK or an error. */
+static int
+store_ix_load(struct store *s, MDB_txn *txn, enum store_dbi db, struct ixbuf *b,
+    uint64_t *entries, char *err, size_t errlen)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int mrc, rc = KT_OK;
+
+	*entries = 0;
+	if ((mrc = mdb_cursor_open(txn, s->dbi[db], &cur)) != 0)
+		return store_mdb_error(s, mrc, store_db_names[db], err, errlen);
+	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
+	     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		const uint8_t *p = v.mv_data, *e = p + v.mv_size;
+		uint64_t idx;
+
+		if (k.mv_size != 8) {
+			rc = KT_EPARSE;
+			break;
+		}
+		idx = kt_get_u64be(k.mv_data);
+		while (rc == KT_OK && p < e) {
+			size_t klen, vlen;
+			uint8_t t = p[0];
+
+			if (e - p < 4 ||
+			    (klen = (size_t)p[1] << 8 | p[2]) == 0 ||
+			    (size_t)(e - p) < 4 + klen ||
+			    (size_t)(e - p) < 4 + klen + (vlen = p[3 + klen]) ||
+			    (t != DB_BYHASH && t != DB_BYKEY &&
+				t != DB_BYDIGEST && t != DB_BYARTIFACT)) {
+				rc = KT_EPARSE;
+				break;
+			}
+			rc = ixbuf_add(
+			    b, t, p + 3, klen, p + 4 + klen, vlen, idx);
+			p += 4 + klen + vlen;
+		}
+		if (rc != KT_OK)
+			break;
+		(*entries)++;
+	}
+	mdb_cursor_close(cur);
+	if (rc == KT_OK && mrc != MDB_NOTFOUND)
+		return store_mdb_error(s, mrc, store_db_names[db], err, errlen);
+	if (rc != KT_OK)
+		store_seterr(err, errlen, "the index rows in %s are %s",
+		    store_db_names[db],
+		    rc == KT_ENOMEM ? "too many for memory" : "damaged");
+	return rc;
+}
+
+/*
+ * Rebuilds the index buffer from the pending tables: the run that takes
+ * new rows, and the run being merged if there is one (its merge starts
+ * over; rewriting rows already merged changes nothing).
+ */
+static int
+store_ix_open(struct store *s, char *err, size_t errlen)
+{
+	MDB_txn *txn = NULL;
+	uint64_t run, frozen, n;
+	int mrc, rc;
+
+	if (pthread_mutex_init(&s->ixmu, NULL) != 0) {
+		store_seterr(err, errlen, "out of memory");
+		return KT_ENOMEM;
+	}
+	s->ixmu_ok = 1;
+	if ((rc = ixbuf_new(&s->ixact)) != KT_OK) {
+		store_seterr(err, errlen, "out of memory");
+		return rc;
+	}
+	if ((mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return store_mdb_error(
+		    s, mrc, "opening log storage", err, errlen);
+	if (store_meta_u64(s, txn, META_IXRUN, &run) != KT_OK || run > 1 ||
+	    store_meta_u64(s, txn, META_IXFROZEN, &frozen) != KT_OK ||
+	    frozen > 1) {
+		store_seterr(err, errlen,
+		    "log storage meta has no valid "
+		    "index buffer state");
+		rc = KT_EPARSE;
+		goto out;
+	}
+	s->ixrun = (int)run;
+	if ((rc = store_ix_load(s, txn, DB_PENDING0 + s->ixrun, s->ixact,
+		 &s->ixentries, err, errlen)) != KT_OK)
+		goto out;
+	if (frozen) {
+		if ((rc = ixbuf_new(&s->ixfrz)) != KT_OK) {
+			store_seterr(err, errlen, "out of memory");
+			goto out;
+		}
+		rc = store_ix_load(s, txn, DB_PENDING0 + (1 - s->ixrun),
+		    s->ixfrz, &n, err, errlen);
+	}
+out:
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+void
+store_set_ixbuf_entries(struct store *s, uint64_t entries)
+{
+	s->ixcap = entries > 0 ? entries : 1;
 }
 
 static int
@@ -1122,9 +1534,9 @@ store_mkdir(const char *path, char *err, size_t errlen)
 	return KT_EIO;
 }
 
-int
-store_open(const char *datadir, const char *origin, uint64_t map_size,
-    struct store **out, char *err, size_t errlen)
+static int
+store_open_as(const char *datadir, const char *origin, uint64_t map_size,
+    int upgrade, struct store **out, char *err, size_t errlen)
 {
 	struct store *s = NULL;
 	char path[PATH_MAX];
@@ -1182,13 +1594,34 @@ store_open(const char *datadir, const char *origin, uint64_t map_size,
 		rc = store_mdb_error(s, mrc, path, err, errlen);
 		goto out;
 	}
-	if ((rc = store_schema(s, err, errlen)) != KT_OK ||
-	    (rc = store_check_tree(s, err, errlen)) != KT_OK)
+	s->ixcap = STORE_IXBUF_ENTRIES_DEFAULT;
+	if ((rc = store_schema(s, upgrade, err, errlen)) != KT_OK ||
+	    (rc = store_check_tree(s, err, errlen)) != KT_OK ||
+	    (rc = store_ix_open(s, err, errlen)) != KT_OK)
 		goto out;
 	*out = s;
 	s = NULL;
 	rc = KT_OK;
 out:
+	store_close(s);
+	return rc;
+}
+
+int
+store_open(const char *datadir, const char *origin, uint64_t map_size,
+    struct store **out, char *err, size_t errlen)
+{
+	return store_open_as(datadir, origin, map_size, 0, out, err, errlen);
+}
+
+int
+store_upgrade(const char *datadir, const char *origin, uint64_t map_size,
+    char *err, size_t errlen)
+{
+	struct store *s = NULL;
+	int rc;
+
+	rc = store_open_as(datadir, origin, map_size, 1, &s, err, errlen);
 	store_close(s);
 	return rc;
 }
@@ -1201,6 +1634,10 @@ store_close(struct store *s)
 	/* mdb_env_close also releases a handle whose open failed. */
 	if (s->env != NULL)
 		mdb_env_close(s->env);
+	ixbuf_free(s->ixact);
+	ixbuf_free(s->ixfrz);
+	if (s->ixmu_ok)
+		(void)pthread_mutex_destroy(&s->ixmu);
 	free(s->levels);
 	free(s->res);
 	kt_buf_free(&s->text);
@@ -1223,6 +1660,13 @@ store_stats(struct store *s, struct store_stats *st)
 	st->map_size = info.me_mapsize;
 	st->used_bytes = ((uint64_t)info.me_last_pgno + 1) * es.ms_psize;
 	st->entries = rd->size;
+	/* The runs this session holds: the newest rows, and one merging. */
+	st->ixbuf_merging = rd->ix[1] != NULL;
+	st->ixbuf_entries = 0;
+	for (int b = 0; b < 2; b++)
+		if (rd->ix[b] != NULL && ixbuf_rows(rd->ix[b]) > 0)
+			st->ixbuf_entries +=
+			    ixbuf_end(rd->ix[b]) - ixbuf_first(rd->ix[b]);
 	store_rd_end(rd);
 	return KT_OK;
 }

@@ -16,7 +16,9 @@
 #include <stdlib.h>
 
 #include <lmdb.h>
+#include <pthread.h>
 
+#include "ixbuf.h"
 #include "keytrail/common.h"
 #include "store.h"
 
@@ -50,6 +52,8 @@ enum store_dbi {
 	DB_KEYS,
 	DB_POLICIES,
 	DB_REQUESTS,
+	DB_PENDING0, /* the index rows of entries not yet merged (two runs) */
+	DB_PENDING1,
 	DB_COUNT
 };
 
@@ -59,6 +63,10 @@ enum store_dbi {
 #define META_SIZE "size"
 #define META_SIGNED_SIZE "signed_size"
 #define META_SIGNED_ROOT "signed_root"
+/* Which pending table takes new rows (0 or 1), and whether the other */
+/* holds a full run being merged into the indexes (0 or 1). */
+#define META_IXRUN "ixrun"
+#define META_IXFROZEN "ixfrozen"
 
 /* The writer's scratch, defined and used in store.c only. */
 struct store_level;
@@ -80,6 +88,20 @@ struct store {
 	struct kt_buf text;
 	struct kt_buf note;
 	struct store_times last; /* of the last store_append */
+	/*
+	 * The index buffer (ixbuf.h): the newest entries' index rows, and a
+	 * full run being merged.  The sequencer changes the pointers, under
+	 * ixmu, only after a commit; read sessions take references under
+	 * ixmu.  The rest is the writer's.
+	 */
+	pthread_mutex_t ixmu;
+	int ixmu_ok;
+	struct ixbuf *ixact;
+	struct ixbuf *ixfrz;
+	int ixrun;	    /* the pending table of ixact */
+	uint64_t ixentries; /* entries in ixact */
+	uint32_t ixpos;	    /* merge position in ixfrz */
+	uint64_t ixcap;	    /* entries per run */
 };
 
 /* One tile per tree level, looked up by a read session. */
@@ -97,6 +119,7 @@ struct store_rd {
 	int has_cp;
 	uint64_t signed_size;
 	struct kt_hash signed_root;
+	struct ixbuf *ix[2]; /* the buffered index runs of this snapshot */
 	struct store_rd_tile cache[STORE_LEVELS];
 };
 
@@ -126,5 +149,13 @@ int store_meta_u64(
     const struct store *s, MDB_txn *txn, const char *name, uint64_t *out);
 int store_meta_signed(const struct store *s, MDB_txn *txn, int *has_cp,
     uint64_t *size, struct kt_hash *root);
+int store_ix_leaf(struct ixbuf *const ix[2], const uint8_t *leaf,
+    uint64_t limit, uint64_t *index);
+/* Merges two ascending lists into out (at most max), dropping repeats. */
+size_t store_ix_union(const uint64_t *a, size_t na, const uint64_t *b,
+    size_t nb, uint64_t *out, size_t max);
+int store_ix_search(struct ixbuf *const ix[2], enum store_dbi db,
+    const uint8_t *prefix, size_t plen, uint64_t after, uint64_t limit,
+    uint64_t *out, size_t max, size_t *nout);
 
 #endif

@@ -28,10 +28,33 @@ store_rd_begin(struct store *s, struct store_rd **out)
 	if ((rd = calloc(1, sizeof(*rd))) == NULL)
 		return KT_ENOMEM;
 	rd->s = s;
-	if ((mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &rd->txn)) != 0) {
-		free(rd);
-		return mrc == MDB_READERS_FULL ? KT_EUNAVAIL
-					       : store_rd_error(mrc);
+	/*
+	 * The index buffer's runs are taken before the snapshot, so a run
+	 * merged since is still held; if a new run began in between (its
+	 * rows may be in the snapshot), take them again.
+	 */
+	for (;;) {
+		int same;
+
+		(void)pthread_mutex_lock(&s->ixmu);
+		rd->ix[0] = ixbuf_ref(s->ixact);
+		rd->ix[1] = ixbuf_ref(s->ixfrz);
+		(void)pthread_mutex_unlock(&s->ixmu);
+		if ((mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &rd->txn)) !=
+		    0) {
+			rd->txn = NULL;
+			store_rd_end(rd);
+			return mrc == MDB_READERS_FULL ? KT_EUNAVAIL
+						       : store_rd_error(mrc);
+		}
+		(void)pthread_mutex_lock(&s->ixmu);
+		same = rd->ix[0] == s->ixact;
+		(void)pthread_mutex_unlock(&s->ixmu);
+		if (same)
+			break;
+		mdb_txn_abort(rd->txn);
+		ixbuf_free(rd->ix[0]);
+		ixbuf_free(rd->ix[1]);
 	}
 	if ((rc = store_meta_u64(s, rd->txn, META_SIZE, &rd->size)) != KT_OK ||
 	    (rc = store_meta_signed(s, rd->txn, &rd->has_cp, &rd->signed_size,
@@ -48,7 +71,10 @@ store_rd_end(struct store_rd *rd)
 {
 	if (rd == NULL)
 		return;
-	mdb_txn_abort(rd->txn);
+	if (rd->txn != NULL)
+		mdb_txn_abort(rd->txn);
+	ixbuf_free(rd->ix[0]);
+	ixbuf_free(rd->ix[1]);
 	free(rd);
 }
 
@@ -241,8 +267,13 @@ store_rd_find_leaf(
 	MDB_val k = store_val(leaf->b, KT_HASH_SIZE), v;
 	int mrc;
 
-	if ((mrc = mdb_get(rd->txn, rd->s->dbi[DB_BYHASH], &k, &v)) != 0)
+	if ((mrc = mdb_get(rd->txn, rd->s->dbi[DB_BYHASH], &k, &v)) != 0) {
+		/* Newer entries' rows may still be in the index buffer. */
+		if (mrc == MDB_NOTFOUND &&
+		    store_ix_leaf(rd->ix, leaf->b, rd->size, index))
+			return KT_OK;
 		return store_rd_error(mrc);
+	}
 	if (v.mv_size != 8)
 		return KT_EIO;
 	*index = kt_get_u64be(v.mv_data);
@@ -255,17 +286,18 @@ store_rd_search(struct store_rd *rd, enum store_index which,
     size_t *nout, int *more)
 {
 	uint8_t key[STORE_INDEX_KEY_MAX];
-	size_t plen = 1 + len, cnt = 0;
+	size_t plen = 1 + len, cnt = 0, nbuf = 0, n;
+	uint64_t *tree = NULL, *buf = NULL, *u = NULL;
 	MDB_cursor *cur = NULL;
 	enum store_dbi db;
-	int mrc, found = 0;
+	int mrc, rc = KT_OK;
 	MDB_val k, v;
 
 	if ((unsigned)which >=
 	    sizeof(store_index_dbis) / sizeof(store_index_dbis[0]))
 		return KT_EINVAL;
 	db = store_index_dbis[which];
-	if (len == 0 || value == NULL || max == 0)
+	if (len == 0 || value == NULL || max == 0 || max > SIZE_MAX / 16)
 		return KT_EINVAL;
 	if (len > STORE_INDEX_VALUE_MAX)
 		return KT_ETOOBIG;
@@ -274,26 +306,50 @@ store_rd_search(struct store_rd *rd, enum store_index which,
 		*more = 0;
 		return KT_OK;
 	}
+	/*
+	 * One more than asked from each source says whether more remain.
+	 * Rows of the newest entries may still be in the index buffer; a row
+	 * being merged may be in both, and counts once.
+	 */
+	if ((tree = malloc((max + 1) * sizeof(*tree))) == NULL ||
+	    (buf = malloc((max + 1) * sizeof(*buf))) == NULL) {
+		rc = KT_ENOMEM;
+		goto out;
+	}
 	/* UINT64_MAX + 1 wraps to 0: from the start. */
 	k = store_val(key, store_index_key(key, value, len, after + 1));
-	if ((mrc = mdb_cursor_open(rd->txn, rd->s->dbi[db], &cur)) != 0)
-		return store_rd_error(mrc);
+	if ((mrc = mdb_cursor_open(rd->txn, rd->s->dbi[db], &cur)) != 0) {
+		rc = store_rd_error(mrc);
+		goto out;
+	}
 	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	while (mrc == 0 && k.mv_size == plen + 8 &&
+	while (mrc == 0 && cnt <= max && k.mv_size == plen + 8 &&
 	    memcmp(k.mv_data, key, plen) == 0) {
-		if (cnt == max) {
-			found = 1;
-			break;
-		}
-		out[cnt++] = kt_get_u64be((const uint8_t *)k.mv_data + plen);
+		tree[cnt++] = kt_get_u64be((const uint8_t *)k.mv_data + plen);
 		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(cur);
-	if (mrc != 0 && mrc != MDB_NOTFOUND)
-		return store_rd_error(mrc);
-	*nout = cnt;
-	*more = found;
-	return KT_OK;
+	if (mrc != 0 && mrc != MDB_NOTFOUND && cnt <= max) {
+		rc = store_rd_error(mrc);
+		goto out;
+	}
+	if ((rc = store_ix_search(rd->ix, db, key, plen, after, rd->size, buf,
+		 max + 1, &nbuf)) != KT_OK)
+		goto out;
+	/* Keep max + 1 of the union: the last one only says "more". */
+	if ((u = malloc((max + 1) * sizeof(*u))) == NULL) {
+		rc = KT_ENOMEM;
+		goto out;
+	}
+	n = store_ix_union(tree, cnt, buf, nbuf, u, max + 1);
+	*more = n > max;
+	*nout = n > max ? max : n;
+	memcpy(out, u, *nout * sizeof(*out));
+out:
+	free(tree);
+	free(buf);
+	free(u);
+	return rc;
 }
 
 int

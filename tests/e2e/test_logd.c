@@ -934,6 +934,13 @@ test_crash_safety(void **state)
 	(void)state;
 	e2e_init(&e);
 	e2e_start(&e);
+	/*
+	 * A small index buffer: runs of index rows freeze and merge many
+	 * times under the load, and crashes land in every stage.
+	 */
+	e2e_stop(&e, SIGTERM);
+	e2e_conf_set(&e, NULL, "index_buffer_entries", json_integer(64));
+	e2e_start(&e);
 	e2e_trust_get(&e, &tr);
 	signer_new(&s);
 	import_key(&e, &s, "crash");
@@ -1001,6 +1008,24 @@ test_crash_safety(void **state)
 			assert_memory_equal(leaf.b, acks[i].leaf.b, 32);
 			json_decref(j);
 			e2e_resp_free(&r);
+			/* Its leaf hash finds it, wherever its index row is. */
+			{
+				char hex[65];
+
+				kt_hex_encode(acks[i].leaf.b, 32, hex);
+				snprintf(path, sizeof(path),
+				    "/v1/proof/inclusion?hash=%s&size=%llu",
+				    hex, (unsigned long long)size);
+				e2e_http(&e, "GET", path, NULL, NULL, 0, &r);
+				assert_int_equal(r.status, 200);
+				j = e2e_json(&r);
+				assert_int_equal(
+				    json_integer_value(
+					json_object_get(j, "index")),
+				    acks[i].index);
+				json_decref(j);
+				e2e_resp_free(&r);
+			}
 			if (i > 0 && acks[i].size == acks[i - 1].size)
 				continue;
 			snprintf(path, sizeof(path),

@@ -7,6 +7,8 @@
  * intact at its last committed size.
  */
 #include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -653,6 +655,8 @@ test_store_search_paginates(void **state)
 	store_rd_end(rd);
 }
 
+static void check_indexes(struct fx *f);
+
 static void
 test_store_reopen_keeps_log(void **state)
 {
@@ -687,15 +691,156 @@ test_store_reopen_keeps_log(void **state)
 	assert_int_equal(
 	    store_open(f->dir, ORIGIN, 4096, &s2, err, sizeof(err)), KT_EINVAL);
 
-	/* An unknown schema version is refused. */
+	/*
+	 * Schema 1 (every index row in its B-tree) is refused, with the way
+	 * out named, until it is upgraded; an upgrade of a current log
+	 * changes nothing.
+	 */
 	fx_open(f, 0);
-	assert_int_equal(store_debug_set_schema(f->s, 2), KT_OK);
+	assert_int_equal(store_debug_set_schema(f->s, 1), KT_OK);
 	store_close(f->s);
 	f->s = NULL;
 	assert_int_equal(
 	    store_open(f->dir, ORIGIN, 0, &s2, err, sizeof(err)), KT_EPARSE);
 	assert_null(s2);
-	assert_non_null(strstr(err, "schema version 2"));
+	assert_non_null(strstr(err, "--upgrade-storage"));
+	assert_int_equal(
+	    store_upgrade(f->dir, ORIGIN, 0, err, sizeof(err)), KT_OK);
+	assert_int_equal(
+	    store_upgrade(f->dir, ORIGIN, 0, err, sizeof(err)), KT_OK);
+	fx_open(f, 0);
+	check_log(f);
+	check_indexes(f);
+	store_close(f->s);
+	f->s = NULL;
+
+	/* An unknown schema version is refused. */
+	fx_open(f, 0);
+	assert_int_equal(store_debug_set_schema(f->s, 3), KT_OK);
+	store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(
+	    store_open(f->dir, ORIGIN, 0, &s2, err, sizeof(err)), KT_EPARSE);
+	assert_null(s2);
+	assert_non_null(strstr(err, "schema version 3"));
+}
+
+/*
+ * Every entry of the log is found by its leaf hash and by each search
+ * index, wherever its rows are: in the buffered run, in a run being
+ * merged, or in the B-trees (append_range's names: key k<seed % 5>,
+ * digest d<seed>, artifact a<seed % 3> for even seeds).
+ */
+static void
+check_indexes(struct fx *f)
+{
+	uint64_t size = kt_memtree_size(f->mt), *all, idx;
+	struct store_rd *rd;
+	size_t n, want;
+	char v[24];
+
+	assert_non_null(all = malloc((size + 1) * sizeof(*all)));
+	assert_int_equal(store_rd_begin(f->s, &rd), KT_OK);
+	for (uint64_t i = 0; i < size; i++) {
+		struct kt_hash leaf;
+		int more;
+
+		kt_leaf_hash(f->ebuf, gen_entry(i, 0, f->ebuf), &leaf);
+		assert_int_equal(store_rd_find_leaf(rd, &leaf, &idx), KT_OK);
+		assert_int_equal(idx, i);
+		snprintf(v, sizeof(v), "d%llu", (unsigned long long)i);
+		assert_int_equal(
+		    store_rd_search(rd, STORE_BY_DIGEST, (const uint8_t *)v,
+			strlen(v), UINT64_MAX, all, 4, &n, &more),
+		    KT_OK);
+		assert_int_equal(n, 1);
+		assert_int_equal(all[0], i);
+		assert_int_equal(more, 0);
+	}
+	for (int m = 0; m < 5; m++) {
+		snprintf(v, sizeof(v), "k%d", m);
+		want = (size_t)(size / 5 + ((uint64_t)m < size % 5));
+		n = search_all(rd, STORE_BY_KEY, v, 7, all, size + 1);
+		assert_int_equal(n, want);
+		for (size_t i = 0; i < n; i++)
+			assert_int_equal(all[i] % 5, m);
+	}
+	for (int m = 0; m < 3; m++) {
+		snprintf(v, sizeof(v), "a%d", m);
+		want = 0;
+		for (uint64_t i = 0; i < size; i++)
+			want += i % 2 == 0 && i % 3 == (uint64_t)m;
+		assert_int_equal(
+		    search_all(rd, STORE_BY_ARTIFACT, v, 13, all, size + 1),
+		    want);
+	}
+	store_rd_end(rd);
+	free(all);
+}
+
+/*
+ * A small index buffer: runs fill, freeze and merge a slice per batch,
+ * across restarts at every stage, and nothing is ever missing, doubled
+ * or found at the wrong index; entries already in the log stay
+ * duplicates wherever their rows are.
+ */
+static void
+test_store_index_buffer_runs(void **state)
+{
+	static const size_t batches[] = { 1, 7, 13, 50, 3, 90, 2, 31, 64, 5, 17,
+		120, 1, 1, 40, 9, 77, 3, 26, 60 };
+	struct fx *f = *state;
+	struct store_stats st;
+	uint64_t first = 0;
+	int merging_seen = 0, settled_seen = 0;
+
+	store_set_ixbuf_entries(f->s, 40);
+	for (size_t r = 0; r < 3 * sizeof(batches) / sizeof(batches[0]); r++) {
+		size_t n = batches[r % (sizeof(batches) / sizeof(batches[0]))];
+
+		append_ok(f, first, n, 0);
+		first += n;
+		assert_int_equal(store_stats(f->s, &st), KT_OK);
+		assert_int_equal(st.entries, first);
+		merging_seen |= st.ixbuf_merging;
+		settled_seen |= !st.ixbuf_merging && st.ixbuf_entries < first;
+		/* At most a run being merged, and the run filling. */
+		assert_true(st.ixbuf_entries <= 2 * (40 + 120));
+		if (r % 4 == 3) {
+			/* A restart: the runs come back from the tables. */
+			store_close(f->s);
+			f->s = NULL;
+			fx_open(f, 0);
+			store_set_ixbuf_entries(f->s, 40);
+		}
+		if (r % 5 == 0 ||
+		    r + 1 == 3 * sizeof(batches) / sizeof(batches[0]))
+			check_indexes(f);
+		/* Old entries again: duplicates, at their own indexes. */
+		{
+			uint8_t b[3][128];
+			struct store_item it[3];
+			uint64_t size;
+			char err[256];
+
+			plain_item(0, b[0], &it[0]);
+			plain_item(first / 2, b[1], &it[1]);
+			plain_item(first - 1, b[2], &it[2]);
+			assert_int_equal(
+			    store_append(f->s, it, 3, fake_sign, &f->sg, NULL,
+				&size, err, sizeof(err)),
+			    KT_OK);
+			assert_int_equal(size, first);
+			assert_int_equal(it[0].index, 0);
+			assert_int_equal(it[1].index, first / 2);
+			assert_int_equal(it[2].index, first - 1);
+			for (int i = 0; i < 3; i++)
+				assert_int_equal(it[i].duplicate, 1);
+		}
+	}
+	assert_true(merging_seen);
+	assert_true(settled_seen);
+	check_log(f);
 }
 
 static void
@@ -932,6 +1077,76 @@ test_store_write_aux(void **state)
 	kt_buf_free(&b);
 }
 
+struct reader {
+	struct store *s;
+	atomic_int stop;
+	int sessions, misses;
+};
+
+/*
+ * Reads while the writer appends: in every session, each entry of the
+ * snapshot is found by its leaf hash at its index, wherever its rows are.
+ */
+static void *
+reader_run(void *arg)
+{
+	struct reader *r = arg;
+	uint8_t *buf = malloc(ENTRY_CAP);
+
+	while (buf != NULL && !atomic_load(&r->stop)) {
+		struct store_rd *rd;
+		uint64_t size, idx;
+
+		if (store_rd_begin(r->s, &rd) != KT_OK) {
+			r->misses++;
+			break;
+		}
+		size = store_rd_size(rd);
+		/* The newest entries, and a stride through the older ones. */
+		for (uint64_t i = 0; i < size; i += i + 64 < size ? 7 : 1) {
+			struct kt_hash leaf;
+
+			kt_leaf_hash(buf, gen_entry(i, 0, buf), &leaf);
+			if (store_rd_find_leaf(rd, &leaf, &idx) != KT_OK ||
+			    idx != i)
+				r->misses++;
+		}
+		store_rd_end(rd);
+		r->sessions++;
+	}
+	free(buf);
+	return NULL;
+}
+
+/*
+ * Runs freeze and merge while another thread reads: a session never
+ * misses an entry of its snapshot (the runs it holds outlive a merge, and
+ * a run begun since it took them is taken too).
+ */
+static void
+test_store_index_buffer_concurrent_reads(void **state)
+{
+	struct fx *f = *state;
+	struct reader r = { f->s, 0, 0, 0 };
+	pthread_t t;
+	uint64_t first = 0;
+
+	store_set_ixbuf_entries(f->s, 25);
+	append_ok(f, first, 10, 0);
+	first += 10;
+	assert_int_equal(pthread_create(&t, NULL, reader_run, &r), 0);
+	for (int b = 0; b < 50; b++) {
+		size_t n = 1 + (size_t)(b * 7 % 23);
+
+		append_ok(f, first, n, 0);
+		first += n;
+	}
+	atomic_store(&r.stop, 1);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(r.misses, 0);
+	assert_true(r.sessions > 0);
+}
+
 int
 main(void)
 {
@@ -944,6 +1159,11 @@ main(void)
 		    test_store_search_paginates, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_store_reopen_keeps_log, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_store_index_buffer_runs, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_store_index_buffer_concurrent_reads, fx_setup,
+		    fx_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_store_map_full_is_clean, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
