@@ -15,9 +15,10 @@
  * consistent snapshot and copies out everything it returns.
  *
  * Threads: any thread may run read sessions (the environment is opened
- * with MDB_NOTLS), each session used by one thread at a time.  Writes are
- * serialised by LMDB's writer lock, so concurrent writers wait for each
- * other; keytrail-logd writes from its one sequencer thread only.
+ * with MDB_NOTLS), each session used by one thread at a time.  Writes
+ * must not overlap: the index buffer's state (store_int.h) belongs to the
+ * writer outside LMDB's writer lock too.  keytrail-logd writes at start
+ * from its main thread, then from its one sequencer thread only.
  *
  * Errors are the KT_E* codes of keytrail/common.h.  Functions that take
  * err/errlen also write a one-line explanation there (always NUL
