@@ -340,6 +340,20 @@ ge_identity(struct ext *p)
 	fe_small(&p->t, 0);
 }
 
+/*
+ * The last step shared by the addition and doubling formulas below:
+ * X3 = EF, Y3 = GH, T3 = EH, Z3 = FG.
+ */
+static void
+ge_finish(struct ext *r, const struct fe *e, const struct fe *f,
+    const struct fe *g, const struct fe *h)
+{
+	fe_mul(&r->x, e, f);
+	fe_mul(&r->y, g, h);
+	fe_mul(&r->t, e, h);
+	fe_mul(&r->z, f, g);
+}
+
 /* r = p + q, both extended ("add-2008-hwcd-3" for a = -1). */
 static void
 ge_add(struct ext *r, const struct ext *p, const struct ext *q)
@@ -360,10 +374,7 @@ ge_add(struct ext *r, const struct ext *p, const struct ext *q)
 	fe_sub(&f, &d, &c);
 	fe_add(&g, &d, &c);
 	fe_add(&h, &b, &a);
-	fe_mul(&r->x, &e, &f);
-	fe_mul(&r->y, &g, &h);
-	fe_mul(&r->t, &e, &h);
-	fe_mul(&r->z, &f, &g);
+	ge_finish(r, &e, &f, &g, &h);
 }
 
 /* r = 2p ("dbl-2008-hwcd" with a = -1). */
@@ -384,10 +395,7 @@ ge_dbl(struct ext *r, const struct ext *p)
 	fe_add(&g, &d, &b);
 	fe_sub(&f, &g, &c);
 	fe_sub(&h, &d, &b);
-	fe_mul(&r->x, &e, &f);
-	fe_mul(&r->y, &g, &h);
-	fe_mul(&r->t, &e, &h);
-	fe_mul(&r->z, &f, &g);
+	ge_finish(r, &e, &f, &g, &h);
 }
 
 /* r = p + q, or p - q when neg: q affine, in Niels form. */
@@ -411,10 +419,7 @@ ge_madd(struct ext *r, const struct ext *p, const struct niels *q, int neg)
 		fe_add(&g, &d, &c);
 	}
 	fe_add(&h, &b, &a);
-	fe_mul(&r->x, &e, &f);
-	fe_mul(&r->y, &g, &h);
-	fe_mul(&r->t, &e, &h);
-	fe_mul(&r->z, &f, &g);
+	ge_finish(r, &e, &f, &g, &h);
 }
 
 static void
