@@ -78,6 +78,11 @@ struct store_wtx {
 	struct ixbuf *ixnew; /* the next run, when this batch freezes one */
 };
 
+/* Pending records name their tables by these numbers (docs/storage.md). */
+_Static_assert(
+    DB_BYHASH == 3 && DB_BYKEY == 4 && DB_BYDIGEST == 5 && DB_BYARTIFACT == 6,
+    "the pending records' table numbers are part of the schema");
+
 /* One entry's record in a pending table: its index rows, encoded. */
 struct store_ixrec {
 	uint8_t b[4 * (4 + STORE_INDEX_KEY_MAX + KT_HASH_SIZE)];
