@@ -8,7 +8,8 @@
 #             /v1/entries with signature verification, every proof checked:
 #             KT_GROWTH_APPENDS of them (default 131072, two runs of the
 #             default index buffer, so that the window holds a whole merge
-#             of a run into the B-trees, docs/storage.md);
+#             of a run into the B-trees, docs/storage.md; KT_GROWTH_IXBUF
+#             sets index_buffer_entries, default the daemon's);
 #   batches   from the daemon's /metrics over the appends: entries per
 #             batch, and the milliseconds per batch spent adding the
 #             entries, making the checkpoint and committing (fsync);
@@ -71,6 +72,10 @@ tree_size() {
 start
 stop
 sed -i 's/"map_size_mib": [0-9]*/"map_size_mib": 32768/' "$data/keytrail.json"
+if [ -n "${KT_GROWTH_IXBUF:-}" ]; then
+	sed -i "s/\"map_size_mib\": 32768/&, \"index_buffer_entries\": $KT_GROWTH_IXBUF/" \
+	    "$data/keytrail.json"
+fi
 
 cat >"$tmp/proof.lua" <<'EOF'
 local size = tonumber(os.getenv("KT_SIZE"))
