@@ -1502,6 +1502,13 @@ out:
 }
 
 void
+store_debug_set_rd_hook(struct store *s, void (*fn)(void *ctx), void *ctx)
+{
+	s->rd_hook = fn;
+	s->rd_hook_ctx = ctx;
+}
+
+void
 store_set_ixbuf_entries(struct store *s, uint64_t entries)
 {
 	s->ixcap = entries > 0 ? entries : 1;

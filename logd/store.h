@@ -369,4 +369,12 @@ int store_rd_iter(struct store_rd *rd, enum store_aux db,
  */
 int store_debug_set_schema(struct store *s, uint64_t version) KT_MUST_CHECK;
 
+/*
+ * For tests only: fn(ctx) runs inside the next store_rd_begin calls,
+ * after the session has taken the index buffer's runs and before its
+ * snapshot begins, so a test can make the writer freeze a run in between.
+ * NULL removes it.
+ */
+void store_debug_set_rd_hook(struct store *s, void (*fn)(void *ctx), void *ctx);
+
 #endif

@@ -102,6 +102,9 @@ struct store {
 	uint64_t ixentries; /* entries in ixact */
 	uint32_t ixpos;	    /* merge position in ixfrz */
 	uint64_t ixcap;	    /* entries per run */
+	/* store_debug_set_rd_hook: tests only. */
+	void (*rd_hook)(void *ctx);
+	void *rd_hook_ctx;
 };
 
 /* One tile per tree level, looked up by a read session. */

@@ -40,6 +40,8 @@ store_rd_begin(struct store *s, struct store_rd **out)
 		rd->ix[0] = ixbuf_ref(s->ixact);
 		rd->ix[1] = ixbuf_ref(s->ixfrz);
 		(void)pthread_mutex_unlock(&s->ixmu);
+		if (s->rd_hook != NULL)
+			s->rd_hook(s->rd_hook_ctx);
 		if ((mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &rd->txn)) !=
 		    0) {
 			rd->txn = NULL;

@@ -1147,6 +1147,57 @@ test_store_index_buffer_concurrent_reads(void **state)
 	assert_true(r.sessions > 0);
 }
 
+struct freeze_hook {
+	struct fx *f;
+	uint64_t first;
+	int fired;
+};
+
+/* Inside store_rd_begin: a batch that freezes the run, then one more. */
+static void
+freeze_hook_run(void *arg)
+{
+	struct freeze_hook *h = arg;
+
+	store_debug_set_rd_hook(h->f->s, NULL, NULL);
+	append_ok(h->f, h->first, 15, 0);
+	append_ok(h->f, h->first + 15, 5, 0);
+	h->first += 20;
+	h->fired = 1;
+}
+
+/*
+ * A session that took the runs just before a run was frozen and a newer
+ * batch committed: its snapshot holds that batch, whose rows are only in
+ * the new run, so it must take the runs again.  Every entry of its
+ * snapshot is found.
+ */
+static void
+test_store_index_buffer_session_retakes_runs(void **state)
+{
+	struct fx *f = *state;
+	struct freeze_hook h = { f, 10, 0 };
+	struct store_rd *rd;
+	uint64_t size, idx;
+
+	store_set_ixbuf_entries(f->s, 20);
+	append_ok(f, 0, 10, 0);
+	store_debug_set_rd_hook(f->s, freeze_hook_run, &h);
+	assert_int_equal(store_rd_begin(f->s, &rd), KT_OK);
+	assert_true(h.fired);
+	size = store_rd_size(rd);
+	assert_int_equal(size, 30);
+	for (uint64_t i = 0; i < size; i++) {
+		struct kt_hash leaf;
+
+		kt_leaf_hash(f->ebuf, gen_entry(i, 0, f->ebuf), &leaf);
+		assert_int_equal(store_rd_find_leaf(rd, &leaf, &idx), KT_OK);
+		assert_int_equal(idx, i);
+	}
+	store_rd_end(rd);
+	check_indexes(f);
+}
+
 int
 main(void)
 {
@@ -1163,6 +1214,9 @@ main(void)
 		    test_store_index_buffer_runs, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_store_index_buffer_concurrent_reads, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_store_index_buffer_session_retakes_runs, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_store_map_full_is_clean, fx_setup, fx_teardown),
