@@ -34,7 +34,6 @@ struct ixbuf {
 	size_t len, cap;
 	uint32_t *order; /* node offsets in the order they were added */
 	size_t nrows, ordcap;
-	uint64_t first, end;
 	uint64_t rng;
 };
 
@@ -189,6 +188,10 @@ ixbuf_add(struct ixbuf *b, uint8_t db, const uint8_t *key, size_t klen,
 	h = ix_height(b);
 	sz = ix_size(h, klen, vlen);
 	(void)pthread_rwlock_wrlock(&b->lock);
+	if (b->nrows > 0 && index < ix_node(b, b->order[b->nrows - 1])->index) {
+		rc = KT_EINVAL; /* entries come in index order */
+		goto out;
+	}
 	if (b->nrows == b->ordcap) {
 		size_t nc = b->ordcap ? b->ordcap * 2 : 1024;
 		uint32_t *o = realloc(b->order, nc * sizeof(*o));
@@ -219,11 +222,7 @@ ixbuf_add(struct ixbuf *b, uint8_t db, const uint8_t *key, size_t klen,
 		n->next[l] = ix_node(b, prev[l])->next[l];
 		ix_node(b, prev[l])->next[l] = off;
 	}
-	if (b->nrows == 0 || index < b->first)
-		b->first = index;
 	b->order[b->nrows++] = off;
-	if (index + 1 > b->end)
-		b->end = index + 1;
 out:
 	(void)pthread_rwlock_unlock(&b->lock);
 	return rc;
@@ -241,25 +240,16 @@ ixbuf_rows(struct ixbuf *b)
 }
 
 uint64_t
-ixbuf_first(struct ixbuf *b)
+ixbuf_entries(struct ixbuf *b)
 {
-	uint64_t f;
+	uint64_t n = 0;
 
 	(void)pthread_rwlock_rdlock(&b->lock);
-	f = b->first;
+	if (b->nrows > 0)
+		n = ix_node(b, b->order[b->nrows - 1])->index -
+		    ix_node(b, b->order[0])->index + 1;
 	(void)pthread_rwlock_unlock(&b->lock);
-	return f;
-}
-
-uint64_t
-ixbuf_end(struct ixbuf *b)
-{
-	uint64_t e;
-
-	(void)pthread_rwlock_rdlock(&b->lock);
-	e = b->end;
-	(void)pthread_rwlock_unlock(&b->lock);
-	return e;
+	return n;
 }
 
 void
@@ -281,16 +271,6 @@ ixbuf_truncate(struct ixbuf *b, size_t nrows)
 		}
 		/* The newest node is the last in the arena. */
 		b->len = off;
-	}
-	b->first = 0;
-	b->end = 0;
-	for (size_t i = 0; i < b->nrows; i++) {
-		uint64_t x = ix_node(b, b->order[i])->index;
-
-		if (i == 0 || x < b->first)
-			b->first = x;
-		if (x + 1 > b->end)
-			b->end = x + 1;
 	}
 	(void)pthread_rwlock_unlock(&b->lock);
 }

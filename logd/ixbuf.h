@@ -47,21 +47,20 @@ struct ixbuf *ixbuf_ref(struct ixbuf *b);
 void ixbuf_free(struct ixbuf *b);
 
 /*
- * Adds a row for table db.  Rows are ordered by (db, key) as LMDB orders
- * keys; a key already in the run is added again (the store never adds
- * one twice).  Returns KT_OK, KT_EINVAL (lengths) or KT_ENOMEM.
+ * Adds a row for table db, of the entry at leaf index index.  Rows are
+ * ordered by (db, key) as LMDB orders keys; a key already in the run is
+ * added again (the store never adds one twice).  Entries come in index
+ * order, each with at least one row, so a run holds a contiguous range of
+ * entries.  Returns KT_OK, KT_EINVAL (lengths, or an index below the last
+ * row's) or KT_ENOMEM.
  */
 int ixbuf_add(struct ixbuf *b, uint8_t db, const uint8_t *key, size_t klen,
     const uint8_t *val, size_t vlen, uint64_t index) KT_MUST_CHECK;
 
 /* Rows in the run. */
 size_t ixbuf_rows(struct ixbuf *b);
-/*
- * The lowest leaf index of any row, and the highest plus one (both 0 when
- * empty): a run holds the rows of the entries in between.
- */
-uint64_t ixbuf_first(struct ixbuf *b);
-uint64_t ixbuf_end(struct ixbuf *b);
+/* Entries whose rows the run holds (the span of their leaf indexes). */
+uint64_t ixbuf_entries(struct ixbuf *b);
 
 /*
  * Removes every row added after the run held nrows (a batch that did not

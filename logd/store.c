@@ -73,7 +73,6 @@ struct store_wtx {
 	/* The index buffer as the transaction began, to undo an abort. */
 	size_t ixrows0;
 	uint32_t ixpos0;
-	uint64_t ixentries0;
 	int ixmerged;	     /* the frozen run's last slice is in */
 	struct ixbuf *ixnew; /* the next run, when this batch freezes one */
 };
@@ -288,7 +287,6 @@ wtx_begin(struct store *s, struct store_wtx *w, char *err, size_t errlen)
 	w->errlen = errlen;
 	w->ixrows0 = s->ixact != NULL ? ixbuf_rows(s->ixact) : 0;
 	w->ixpos0 = s->ixpos;
-	w->ixentries0 = s->ixentries;
 	if ((mrc = mdb_txn_begin(s->env, NULL, 0, &w->txn)) != 0) {
 		w->txn = NULL;
 		wtx_mdb(w, mrc, "beginning a write transaction");
@@ -716,7 +714,6 @@ wtx_add(
 	wtx_defer_index(w, &rec, DB_BYARTIFACT, it->by_artifact, NULL, 0, idx);
 	wtx_put(w, DB_PENDING0 + w->s->ixrun, k, sizeof(k), rec.b, rec.len,
 	    MDB_APPEND);
-	w->s->ixentries++;
 	for (size_t i = 0; i < it->nputs; i++)
 		wtx_aux(w, &it->puts[i], idx);
 	if (w->rc != KT_OK)
@@ -861,13 +858,14 @@ static void
 wtx_ix_merge(struct store_wtx *w)
 {
 	struct store *s = w->s;
-	size_t budget = 2 * (ixbuf_rows(s->ixact) - w->ixrows0) + 64;
 	struct ixbuf_row r;
 	uint32_t peek;
+	size_t budget;
 	int mrc;
 
 	if (s->ixfrz == NULL || w->rc != KT_OK)
 		return;
+	budget = 2 * (ixbuf_rows(s->ixact) - w->ixrows0) + 64;
 	for (; budget > 0 && w->rc == KT_OK; budget--) {
 		if (!ixbuf_next(s->ixfrz, &s->ixpos, &r))
 			break;
@@ -893,7 +891,8 @@ wtx_ix_freeze(struct store_wtx *w)
 {
 	struct store *s = w->s;
 
-	if (w->rc != KT_OK || s->ixfrz != NULL || s->ixentries < s->ixcap)
+	if (w->rc != KT_OK || s->ixfrz != NULL ||
+	    ixbuf_entries(s->ixact) < s->ixcap)
 		return;
 	if (ixbuf_new(&w->ixnew) != KT_OK)
 		return; /* no memory now: the next batch tries again */
@@ -921,7 +920,6 @@ store_ix_committed(struct store *s, struct store_wtx *w)
 		(void)pthread_mutex_unlock(&s->ixmu);
 		w->ixnew = NULL;
 		s->ixrun = 1 - s->ixrun;
-		s->ixentries = 0;
 		s->ixpos = 0;
 	}
 	ixbuf_free(old);
@@ -934,7 +932,6 @@ store_ix_aborted(struct store *s, struct store_wtx *w)
 	if (s->ixact != NULL)
 		ixbuf_truncate(s->ixact, w->ixrows0);
 	s->ixpos = w->ixpos0;
-	s->ixentries = w->ixentries0;
 	ixbuf_free(w->ixnew);
 	w->ixnew = NULL;
 }
@@ -1401,13 +1398,12 @@ store_schema(struct store *s, int upgrade, char *err, size_t errlen)
 /* Rebuilds run b from pending table db.  Returns KT_OK or an error. */
 static int
 store_ix_load(struct store *s, MDB_txn *txn, enum store_dbi db, struct ixbuf *b,
-    uint64_t *entries, char *err, size_t errlen)
+    char *err, size_t errlen)
 {
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
 	int mrc, rc = KT_OK;
 
-	*entries = 0;
 	if ((mrc = mdb_cursor_open(txn, s->dbi[db], &cur)) != 0)
 		return store_mdb_error(s, mrc, store_db_names[db], err, errlen);
 	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
@@ -1439,7 +1435,6 @@ store_ix_load(struct store *s, MDB_txn *txn, enum store_dbi db, struct ixbuf *b,
 		}
 		if (rc != KT_OK)
 			break;
-		(*entries)++;
 	}
 	mdb_cursor_close(cur);
 	if (rc == KT_OK && mrc != MDB_NOTFOUND)
@@ -1460,7 +1455,7 @@ static int
 store_ix_open(struct store *s, char *err, size_t errlen)
 {
 	MDB_txn *txn = NULL;
-	uint64_t run, frozen, n;
+	uint64_t run, frozen;
 	int mrc, rc;
 
 	if (pthread_mutex_init(&s->ixmu, NULL) != 0) {
@@ -1485,8 +1480,8 @@ store_ix_open(struct store *s, char *err, size_t errlen)
 		goto out;
 	}
 	s->ixrun = (int)run;
-	if ((rc = store_ix_load(s, txn, DB_PENDING0 + s->ixrun, s->ixact,
-		 &s->ixentries, err, errlen)) != KT_OK)
+	if ((rc = store_ix_load(s, txn, DB_PENDING0 + s->ixrun, s->ixact, err,
+		 errlen)) != KT_OK)
 		goto out;
 	if (frozen) {
 		if ((rc = ixbuf_new(&s->ixfrz)) != KT_OK) {
@@ -1494,7 +1489,7 @@ store_ix_open(struct store *s, char *err, size_t errlen)
 			goto out;
 		}
 		rc = store_ix_load(s, txn, DB_PENDING0 + (1 - s->ixrun),
-		    s->ixfrz, &n, err, errlen);
+		    s->ixfrz, err, errlen);
 	}
 out:
 	mdb_txn_abort(txn);
@@ -1676,9 +1671,8 @@ store_stats(struct store *s, struct store_stats *st)
 	st->ixbuf_merging = rd->ix[1] != NULL;
 	st->ixbuf_entries = 0;
 	for (int b = 0; b < 2; b++)
-		if (rd->ix[b] != NULL && ixbuf_rows(rd->ix[b]) > 0)
-			st->ixbuf_entries +=
-			    ixbuf_end(rd->ix[b]) - ixbuf_first(rd->ix[b]);
+		if (rd->ix[b] != NULL)
+			st->ixbuf_entries += ixbuf_entries(rd->ix[b]);
 	store_rd_end(rd);
 	return KT_OK;
 }

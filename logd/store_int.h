@@ -98,10 +98,9 @@ struct store {
 	int ixmu_ok;
 	struct ixbuf *ixact;
 	struct ixbuf *ixfrz;
-	int ixrun;	    /* the pending table of ixact */
-	uint64_t ixentries; /* entries in ixact */
-	uint32_t ixpos;	    /* merge position in ixfrz */
-	uint64_t ixcap;	    /* entries per run */
+	int ixrun;	/* the pending table of ixact */
+	uint32_t ixpos; /* merge position in ixfrz */
+	uint64_t ixcap; /* entries per run */
 	/* store_debug_set_rd_hook: tests only. */
 	void (*rd_hook)(void *ctx);
 	void *rd_hook_ctx;
