@@ -1095,18 +1095,14 @@ static struct hsm_fast *
 hsm_fast_new(struct hsm_key *k)
 {
 	struct hsm_fast *f = calloc(1, sizeof(*f));
-	uint8_t raw[32];
-	size_t rawlen = sizeof(raw);
 	int rc = KT_EINVAL;
 
 	if (f == NULL)
 		return NULL;
 	if (k->alg == HSM_ECDSA_P256)
 		rc = ecv_new(k->pub, &f->ecv);
-	else if (k->alg == HSM_ED25519 &&
-	    EVP_PKEY_get_raw_public_key(k->pub, raw, &rawlen) == 1 &&
-	    rawlen == sizeof(raw))
-		rc = edv_new(raw, &f->edv);
+	else if (k->alg == HSM_ED25519)
+		rc = edv_new_pkey(k->pub, &f->edv);
 	if (rc != KT_OK) {
 		hsm_fast_free(f);
 		return NULL;

@@ -701,6 +701,19 @@ edv_new(const uint8_t pub[32], struct edv **out)
 	return KT_OK;
 }
 
+int
+edv_new_pkey(EVP_PKEY *pk, struct edv **out)
+{
+	uint8_t raw[32];
+	size_t rawlen = sizeof(raw);
+
+	if (pk == NULL || EVP_PKEY_get_base_id(pk) != EVP_PKEY_ED25519 ||
+	    EVP_PKEY_get_raw_public_key(pk, raw, &rawlen) != 1 ||
+	    rawlen != sizeof(raw))
+		return KT_EINVAL;
+	return edv_new(raw, out);
+}
+
 struct edv *
 edv_ref(struct edv *v)
 {

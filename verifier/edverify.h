@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/evp.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -42,6 +44,9 @@ struct edv;
  * KT_EINTERNAL.  About 0.1 ms of CPU.
  */
 int edv_new(const uint8_t pub[32], struct edv **out);
+
+/* The same for an OpenSSL key, which must be Ed25519 (else KT_EINVAL). */
+int edv_new_pkey(EVP_PKEY *pk, struct edv **out);
 
 /* Takes one more reference; edv_free drops one. */
 struct edv *edv_ref(struct edv *v);

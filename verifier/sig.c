@@ -61,13 +61,8 @@ sig_alg(EVP_PKEY *pk)
 static void
 sig_edv(struct kt_pubkey *k)
 {
-	uint8_t raw[32];
-	size_t rawlen = sizeof(raw);
-
-	if (EVP_PKEY_get_base_id(k->pk) != EVP_PKEY_ED25519 ||
-	    EVP_PKEY_get_raw_public_key(k->pk, raw, &rawlen) != 1 ||
-	    rawlen != sizeof(raw) || edv_new(raw, &k->edv) != KT_OK)
-		k->edv = NULL;
+	if (edv_new_pkey(k->pk, &k->edv) != KT_OK)
+		k->edv = NULL; /* not Ed25519, or no table */
 }
 
 int
