@@ -1495,7 +1495,8 @@ test_connection_limit(void **state)
 
 /*
  * Runs `keytrail bench MODE` (KT_CLI) against e with n requests over conns
- * connections; its exit status, and its stdout in *out (caller frees).
+ * connections; its exit status, and its stdout and stderr in *out (caller
+ * frees), which are printed when the status is not 0.
  */
 static int
 bench_run(struct e2e *e, const char *mode, int n, int conns, char **out)
@@ -1514,18 +1515,20 @@ bench_run(struct e2e *e, const char *mode, int n, int conns, char **out)
 	assert_true((pid = fork()) >= 0);
 	if (pid == 0) {
 		int fo = open(opath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		int fn = open("/dev/null", O_WRONLY);
 
-		if (fo < 0 || fn < 0)
+		if (fo < 0)
 			_exit(126);
 		dup2(fo, STDOUT_FILENO);
-		dup2(fn, STDERR_FILENO);
+		dup2(fo, STDERR_FILENO);
 		execl(bin, bin, "bench", mode, "--url", url, "--data", e->data,
 		    "-n", ns, "-c", cs, (char *)NULL);
 		_exit(127);
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	*out = (char *)e2e_file_read(opath, NULL);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		print_message("keytrail bench %s failed:\n%s\n", mode,
+		    *out != NULL ? *out : "(no output)");
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
