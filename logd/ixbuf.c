@@ -252,6 +252,18 @@ ixbuf_entries(struct ixbuf *b)
 	return n;
 }
 
+uint64_t
+ixbuf_first(struct ixbuf *b)
+{
+	uint64_t i = 0;
+
+	(void)pthread_rwlock_rdlock(&b->lock);
+	if (b->nrows > 0)
+		i = ix_node(b, b->order[0])->index;
+	(void)pthread_rwlock_unlock(&b->lock);
+	return i;
+}
+
 void
 ixbuf_truncate(struct ixbuf *b, size_t nrows)
 {

@@ -1,16 +1,16 @@
 /*
- * keytrail-logd: index rows held in memory before they are written to the
- * log's B-tree indexes (docs/storage.md, "The index buffer").
+ * keytrail-logd: index rows held in memory before they are written to an
+ * index table (docs/storage.md, "The index buffer").
  *
  * Every entry adds rows to four indexes (leaf hash, key, digest,
- * artifact), and the leaf-hash and digest rows land on random pages: a
- * batch of 64 entries dirtied well over a hundred index pages, and the
- * commit's fdatasync costs in proportion to the pages it writes.  So the
- * store keeps a run of the newest entries' rows here, in the indexes' own
- * key order (a skip list), writes them to a sequential table only (one
- * record per entry, so a restart rebuilds the run), and later merges a
- * full run into the B-trees a slice per batch, in key order, so that
- * neighbouring rows share pages.
+ * artifact), and the leaf-hash and digest rows are random: written to
+ * B-trees, a batch of 64 entries dirtied well over a hundred index pages,
+ * and the commit's fdatasync costs in proportion to the pages it writes.
+ * So the store keeps a run of the newest entries' rows here, in the
+ * indexes' own key order (a skip list), writes them to a sequential
+ * table only (one record per entry, so a restart rebuilds the run), and
+ * later writes a full run out in key order, a slice per batch, to an
+ * index table of its own.
  *
  * One thread writes (ixbuf_add, ixbuf_truncate); any thread may read
  * (ixbuf_scan) at the same time: a read-write lock inside guards the
@@ -61,6 +61,8 @@ int ixbuf_add(struct ixbuf *b, uint8_t db, const uint8_t *key, size_t klen,
 size_t ixbuf_rows(struct ixbuf *b);
 /* Entries whose rows the run holds (the span of their leaf indexes). */
 uint64_t ixbuf_entries(struct ixbuf *b);
+/* The leaf index of the run's first entry (0 when the run is empty). */
+uint64_t ixbuf_first(struct ixbuf *b);
 
 /*
  * Removes every row added after the run held nrows (a batch that did not
@@ -79,7 +81,7 @@ int ixbuf_scan(struct ixbuf *b, uint8_t db, const uint8_t *from, size_t flen,
 /*
  * Walks the whole run in (db, key) order: *pos is 0 to start; returns 1
  * and *out while rows remain, 0 at the end.  For a run no one adds to
- * any more (the merge).
+ * any more (writing it out).
  */
 int ixbuf_next(struct ixbuf *b, uint32_t *pos, struct ixbuf_row *out);
 

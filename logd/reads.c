@@ -579,7 +579,7 @@ api_get_metrics(struct http_req *r, void *arg)
 	struct api *a = arg;
 	struct seq_stats ss;
 	struct http_stats hs;
-	struct store_stats st = { 0, 0, 0, 0, 0 };
+	struct store_stats st;
 	struct kt_buf b;
 	uint64_t cum = 0;
 
@@ -670,6 +670,20 @@ api_get_metrics(struct http_req *r, void *arg)
 	    "# TYPE keytrail_index_buffer_merging gauge\n"
 	    "keytrail_index_buffer_merging %d\n",
 	    (unsigned long long)st.ixbuf_entries, st.ixbuf_merging);
+	metric(&b,
+	    "# TYPE keytrail_index_tables gauge\n"
+	    "keytrail_index_tables %u\n"
+	    "# TYPE keytrail_index_table_levels gauge\n"
+	    "keytrail_index_table_levels %u\n"
+	    "# TYPE keytrail_index_table_merges gauge\n"
+	    "keytrail_index_table_merges %u\n",
+	    st.ixtables, st.ixlevels, st.ixmerges);
+	metric(&b,
+	    "# TYPE keytrail_index_table_probes_total counter\n"
+	    "keytrail_index_table_probes_total{result=\"read\"} %llu\n"
+	    "keytrail_index_table_probes_total{result=\"skipped\"} %llu\n",
+	    (unsigned long long)st.probes_read,
+	    (unsigned long long)st.probes_skipped);
 	metric(&b, "# TYPE keytrail_http_responses_total counter\n");
 	for (int s = 100; s < 600; s++) {
 		if (hs.by_status[s] != 0)

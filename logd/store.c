@@ -9,7 +9,9 @@
  * level per value, so the C2SP tile L/N is the level tile (8L, N) and a
  * partial tile of an older tree is a prefix of the stored one), a leaf
  * hash index for dedup, three search indexes (value || leaf index keys, so
- * a search is one cursor walk), the signed checkpoints, and meta.
+ * a search is one cursor walk), the signed checkpoints, and meta.  New
+ * index rows wait in the index buffer (ixbuf.h), then go to sorted index
+ * tables merged level by level (below; store_tab.c reads them).
  *
  * A write is one transaction that carries a sticky error (knot's LMDB
  * wrapper does the same): each step is skipped once one has failed, and
@@ -31,13 +33,22 @@
 #include "keytrail/tile.h"
 #include "store_int.h"
 
-/* Named databases the environment may hold (11 used, room to grow). */
-#define STORE_MAXDBS 16
+/* Named databases the environment may hold (78 used, room to grow). */
+#define STORE_MAXDBS 96
 
 /* The names on disk of the databases of enum store_dbi. */
+#define TN(a, b) "ixtable" #a #b
+#define TN10(a) \
+	TN(a, 0), TN(a, 1), TN(a, 2), TN(a, 3), TN(a, 4), TN(a, 5), TN(a, 6), \
+	    TN(a, 7), TN(a, 8), TN(a, 9)
 static const char *const store_db_names[DB_COUNT] = { "meta", "entries",
 	"tiles", "byhash", "bykey", "bydigest", "byartifact", "checkpoints",
-	"keys", "policies", "requests", "pending0", "pending1" };
+	"keys", "policies", "requests", "pending0", "pending1", "ixblooms",
+	TN10(0), TN10(1), TN10(2), TN10(3), TN10(4), TN10(5), TN(6, 0),
+	TN(6, 1), TN(6, 2), TN(6, 3) };
+#undef TN10
+#undef TN
+_Static_assert(STORE_TABLES == 64, "store_db_names names 64 index tables");
 
 /*
  * The tile of one tree level that a write batch is filling: tile index
@@ -75,6 +86,10 @@ struct store_wtx {
 	uint32_t ixpos0;
 	int ixmerged;	     /* the frozen run's last slice is in */
 	struct ixbuf *ixnew; /* the next run, when this batch freezes one */
+	/* The index tables, as meta lists them (and this batch changes). */
+	struct store_tabs tabs;
+	int tabs_dirty;
+	uint64_t bbdone; /* slots whose filter this batch stored */
 };
 
 /* Pending records name their tables by these numbers (docs/storage.md). */
@@ -294,7 +309,8 @@ wtx_begin(struct store *s, struct store_wtx *w, char *err, size_t errlen)
 	}
 	if ((rc = store_meta_u64(s, w->txn, META_SIZE, &w->size0)) != KT_OK ||
 	    (rc = store_meta_signed(s, w->txn, &w->has_cp, &w->signed_size,
-		 &w->signed_root)) != KT_OK)
+		 &w->signed_root)) != KT_OK ||
+	    (rc = store_tabs_read(s, w->txn, &w->tabs)) != KT_OK)
 		wtx_fail(w, rc == KT_EIO ? KT_EIO : KT_EINTERNAL,
 		    "log storage meta is unreadable: %s", kt_strerror(rc));
 	w->size = w->size0;
@@ -519,7 +535,7 @@ wtx_read_hashes(
 
 /*
  * Defers one index row to the index buffer and the entry's pending record
- * (ixbuf.h): it reaches its B-tree when its run is merged.
+ * (ixbuf.h): it reaches an index table when its run is written out.
  */
 static void
 wtx_defer(struct store_wtx *w, struct store_ixrec *rec, enum store_dbi db,
@@ -586,33 +602,27 @@ store_ix_dedup_cb(void *ctx, const struct ixbuf_row *r)
 }
 
 /*
- * Finds an earlier submission with dedup key d among the entries indexed
- * under digest: the bydigest rows of submissions carry their dedup key as
- * their value, so the same submission is found without an index of its
- * own (one random B-tree fewer per entry).  Returns 1 and *index if found.
+ * Looks for a row of dbi whose key is start's first plen bytes then a
+ * leaf index and whose value is d.  Returns 1 and *index if found.
  */
 static int
-wtx_find_dedup(struct store_wtx *w, struct kt_bytes digest,
-    const struct kt_hash *d, uint64_t *index)
+wtx_dedup_in(struct store_wtx *w, MDB_dbi dbi, const uint8_t *start,
+    size_t plen, const struct kt_hash *d, uint64_t *index)
 {
-	uint8_t k[STORE_INDEX_KEY_MAX];
-	size_t plen = 1 + digest.len;
 	MDB_cursor *cur = NULL;
-	MDB_val key, val;
+	MDB_val key = store_val(start, plen + 8), val;
 	int mrc, found = 0;
 
 	if (w->rc != KT_OK)
 		return 0;
-	key = store_val(k, store_index_key(k, digest.p, digest.len, 0));
-	if ((mrc = mdb_cursor_open(w->txn, w->s->dbi[DB_BYDIGEST], &cur)) !=
-	    0) {
+	if ((mrc = mdb_cursor_open(w->txn, dbi, &cur)) != 0) {
 		wtx_fail(w, KT_EIO, "opening a cursor: %s", mdb_strerror(mrc));
 		return 0;
 	}
 	for (mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); mrc == 0;
 	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
 		if (key.mv_size != plen + 8 ||
-		    memcmp(key.mv_data, k, plen) != 0)
+		    memcmp(key.mv_data, start, plen) != 0)
 			break;
 		if (val.mv_size == KT_HASH_SIZE &&
 		    memcmp(val.mv_data, d->b, KT_HASH_SIZE) == 0) {
@@ -623,8 +633,36 @@ wtx_find_dedup(struct store_wtx *w, struct kt_bytes digest,
 		}
 	}
 	if (mrc != 0 && mrc != MDB_NOTFOUND)
-		wtx_fail(w, KT_EIO, "reading bydigest: %s", mdb_strerror(mrc));
+		wtx_fail(w, KT_EIO, "reading an index: %s", mdb_strerror(mrc));
 	mdb_cursor_close(cur);
+	return found;
+}
+
+/*
+ * Finds an earlier submission with dedup key d among the entries indexed
+ * under digest: the bydigest rows of submissions carry their dedup key as
+ * their value, so the same submission is found without an index of its
+ * own (one random B-tree fewer per entry).  Returns 1 and *index if found.
+ */
+static int
+wtx_find_dedup(struct store_wtx *w, struct kt_bytes digest,
+    const struct kt_hash *d, uint64_t *index)
+{
+	uint8_t t[STORE_TABLE_KEY_MAX], *k = t + 1;
+	size_t plen = 1 + digest.len;
+	int found;
+
+	(void)store_index_key(k, digest.p, digest.len, 0);
+	found = wtx_dedup_in(w, w->s->dbi[DB_BYDIGEST], k, plen, d, index);
+	/* Then the index tables, as the B-tree's rows prefixed with 5. */
+	t[0] = DB_BYDIGEST;
+	for (unsigned i = w->tabs.n; i-- > 0 && !found && w->rc == KT_OK;)
+		if ((w->tabs.t[i].flags & TAB_LIVE) &&
+		    store_tabs_maybe(w->s, w->txn, &w->tabs, w->tabs.t[i].slot,
+			DB_BYDIGEST, k, plen))
+			found = wtx_dedup_in(w,
+			    w->s->dbi[DB_TABLE0 + w->tabs.t[i].slot], t,
+			    plen + 1, d, index);
 	/* Not in the B-tree: perhaps among the buffered rows. */
 	for (int b = 0; b < 2 && !found && w->rc == KT_OK; b++) {
 		struct ixbuf *ix = b == 0 ? w->s->ixact : w->s->ixfrz;
@@ -684,6 +722,17 @@ wtx_add(
 		r->index = kt_get_u64be(v.mv_data);
 		r->duplicate = 1;
 		return;
+	} else if (w->rc == KT_OK &&
+	    (rc = store_tabs_leaf(
+		 w->s, w->txn, &w->tabs, it->leaf.b, &found)) != KT_ENOTFOUND) {
+		if (rc != KT_OK) {
+			wtx_fail(w, rc, "reading an index table: %s",
+			    kt_strerror(rc));
+			return;
+		}
+		r->index = found;
+		r->duplicate = 1;
+		return;
 	} else if (store_ix_leaf(ix, it->leaf.b, UINT64_MAX, &found)) {
 		r->index = found;
 		r->duplicate = 1;
@@ -702,7 +751,7 @@ wtx_add(
 	/*
 	 * The index rows wait in the index buffer and in this entry's
 	 * pending record (sequential, like the entry) until their run is
-	 * merged.  A submission's digest row carries its dedup key.
+	 * written out.  A submission's digest row carries its dedup key.
 	 */
 	rec.len = 0;
 	wtx_defer(
@@ -849,36 +898,391 @@ wtx_sign(struct store_wtx *w, const struct kt_hash *root, store_sign_fn sign,
 }
 
 /*
- * Merges the next slice of the frozen run into the B-tree indexes, in key
- * order: twice as many rows as this batch buffered, and at least 64, so a
- * run is merged well before the next one fills.  The last slice also
- * empties the run's pending table.
+ * Index tables.  A batch that adds entries also moves index rows forward
+ * a slice at a time, each slice in key order and appended (MDB_APPEND),
+ * so every page of a table is written once, full: the frozen run goes to
+ * a new table of level 0, and each level's oldest STORE_TABLE_FANOUT
+ * live tables, once there are that many, are merged into one table of
+ * the next level.  A slice moves twice as many rows as the batch
+ * buffered (at least 64), so each job ends well before its level fills
+ * again.  docs/storage.md, "Index tables".
+ */
+
+/* Rows a job moves in this batch. */
+static size_t
+wtx_budget(const struct store_wtx *w)
+{
+	return 2 * (ixbuf_rows(w->s->ixact) - w->ixrows0) + 64;
+}
+
+/*
+ * Starts the filter of the table being written in slot (tables above
+ * STORE_BLOOM_LEVEL_MAX, or without memory for one, get none), and
+ * removes the filter a table of that slot had.
  */
 static void
-wtx_ix_merge(struct store_wtx *w)
+wtx_bloom_start(struct store_wtx *w, unsigned slot, const struct store_tab *t)
 {
 	struct store *s = w->s;
+	uint8_t k = (uint8_t)slot;
+	MDB_val key = store_val(&k, 1);
+	int mrc;
+
+	bloom_free(&s->bb[slot]);
+	s->bbok[slot] = t->level <= STORE_BLOOM_LEVEL_MAX &&
+	    bloom_init(&s->bb[slot], t->end - t->first) == KT_OK;
+	if (w->rc == KT_OK &&
+	    (mrc = mdb_del(w->txn, s->dbi[DB_BLOOMS], &key, NULL)) != 0 &&
+	    mrc != MDB_NOTFOUND)
+		wtx_mdb(w, mrc, "ixblooms");
+	w->tabs.bf_loaded = 0;
+}
+
+/* Adds a row (as an index table holds it) to slot's filter. */
+static void
+store_bloom_row(struct store *s, unsigned slot, const MDB_val *k)
+{
+	const uint8_t *p = k->mv_data;
+
+	if (!s->bbok[slot])
+		return;
+	if (p[0] == DB_BYHASH)
+		bloom_add(&s->bb[slot], DB_BYHASH, p + 1, k->mv_size - 1);
+	else if (p[0] == DB_BYDIGEST && k->mv_size > 9)
+		bloom_add(&s->bb[slot], DB_BYDIGEST, p + 1, k->mv_size - 9);
+}
+
+/*
+ * A table is complete: stores its filter if it has a whole one.  The
+ * filter's memory is freed after the commit (store_ix_committed); a batch
+ * that aborts will complete the table again.
+ */
+static void
+wtx_bloom_done(struct store_wtx *w, unsigned slot)
+{
+	struct store *s = w->s;
+	uint8_t k = (uint8_t)slot;
+
+	if (s->bbok[slot] && w->rc == KT_OK)
+		wtx_put(
+		    w, DB_BLOOMS, &k, 1, s->bb[slot].bits, s->bb[slot].len, 0);
+	w->tabs.bf_loaded = 0;
+	w->bbdone |= UINT64_C(1) << slot;
+}
+
+/*
+ * Adds a table being written at level, for entries [first, end), in a
+ * free slot, emptied.  Returns it, or NULL when every slot is taken (the
+ * job waits for a later batch).
+ */
+static struct store_tab *
+wtx_tab_new(struct store_wtx *w, uint8_t level, uint64_t first, uint64_t end)
+{
+	uint64_t used = 0;
+	struct store_tab *t;
+	unsigned slot;
+	int mrc;
+
+	for (unsigned i = 0; i < w->tabs.n; i++)
+		used |= UINT64_C(1) << w->tabs.t[i].slot;
+	for (slot = 0; slot < STORE_TABLES && (used >> slot & 1); slot++)
+		;
+	if (slot == STORE_TABLES || w->rc != KT_OK)
+		return NULL;
+	/* A slot's table was emptied when it was freed; make sure. */
+	if ((mrc = mdb_drop(w->txn, w->s->dbi[DB_TABLE0 + slot], 0)) != 0) {
+		wtx_mdb(w, mrc, "emptying an index table");
+		return NULL;
+	}
+	t = &w->tabs.t[w->tabs.n++];
+	*t = (struct store_tab){ (uint8_t)slot, level, TAB_TARGET, first, end };
+	w->tabs_dirty = 1;
+	wtx_bloom_start(w, slot, t);
+	return t;
+}
+
+/* Removes table i from the list and empties it. */
+static void
+wtx_tab_free(struct store_wtx *w, unsigned i)
+{
+	int mrc;
+
+	uint8_t k = w->tabs.t[i].slot;
+	MDB_val key = store_val(&k, 1);
+
+	if ((mrc = mdb_drop(w->txn, w->s->dbi[DB_TABLE0 + k], 0)) != 0)
+		wtx_mdb(w, mrc, "emptying an index table");
+	if (w->rc == KT_OK &&
+	    (mrc = mdb_del(w->txn, w->s->dbi[DB_BLOOMS], &key, NULL)) != 0 &&
+	    mrc != MDB_NOTFOUND)
+		wtx_mdb(w, mrc, "ixblooms");
+	w->tabs.bf_loaded = 0;
+	memmove(&w->tabs.t[i], &w->tabs.t[i + 1],
+	    (w->tabs.n - i - 1) * sizeof(w->tabs.t[0]));
+	w->tabs.n--;
+	w->tabs_dirty = 1;
+}
+
+static struct store_tab *
+wtx_tab_target(struct store_wtx *w, uint8_t level)
+{
+	for (unsigned i = 0; i < w->tabs.n; i++)
+		if ((w->tabs.t[i].flags & TAB_TARGET) &&
+		    w->tabs.t[i].level == level)
+			return &w->tabs.t[i];
+	return NULL;
+}
+
+/*
+ * Writes the next slice of the frozen run to its table of level 0.  A
+ * restart begins the table again (the run's position is not stored).
+ * The last slice makes the table live and empties the run's pending
+ * table.
+ */
+static void
+wtx_ix_flush(struct store_wtx *w)
+{
+	struct store *s = w->s;
+	uint8_t k[STORE_TABLE_KEY_MAX];
+	struct store_tab *t;
 	struct ixbuf_row r;
+	MDB_cursor *cur = NULL;
+	size_t budget = wtx_budget(w);
 	uint32_t peek;
-	size_t budget;
 	int mrc;
 
 	if (s->ixfrz == NULL || w->rc != KT_OK)
 		return;
-	budget = 2 * (ixbuf_rows(s->ixact) - w->ixrows0) + 64;
+	if ((t = wtx_tab_target(w, 0)) == NULL &&
+	    (t = wtx_tab_new(w, 0, ixbuf_first(s->ixfrz),
+		 ixbuf_first(s->ixfrz) + ixbuf_entries(s->ixfrz))) == NULL)
+		return;
+	if (s->ixpos == 0) {
+		if ((mrc = mdb_drop(w->txn, s->dbi[DB_TABLE0 + t->slot], 0))) {
+			wtx_mdb(w, mrc, "emptying an index table");
+			return;
+		}
+		wtx_bloom_start(w, t->slot, t);
+	}
+	if ((mrc = mdb_cursor_open(
+		 w->txn, s->dbi[DB_TABLE0 + t->slot], &cur)) != 0) {
+		wtx_mdb(w, mrc, "opening an index table");
+		return;
+	}
 	for (; budget > 0 && w->rc == KT_OK; budget--) {
+		MDB_val key, val;
+
 		if (!ixbuf_next(s->ixfrz, &s->ixpos, &r))
 			break;
-		wtx_put(
-		    w, (enum store_dbi)r.db, r.key, r.klen, r.val, r.vlen, 0);
+		STORE_ASSERT(r.klen < sizeof(k));
+		k[0] = r.db;
+		memcpy(k + 1, r.key, r.klen);
+		key = store_val(k, 1 + r.klen);
+		val = store_val(r.val, r.vlen);
+		if ((mrc = mdb_cursor_put(cur, &key, &val, MDB_APPEND)) != 0)
+			wtx_mdb(w, mrc, "writing an index table");
+		store_bloom_row(s, t->slot, &key);
 	}
+	mdb_cursor_close(cur);
 	peek = s->ixpos;
 	if (w->rc != KT_OK || ixbuf_next(s->ixfrz, &peek, &r))
 		return;
+	t->flags = TAB_LIVE;
+	w->tabs_dirty = 1;
+	wtx_bloom_done(w, t->slot);
 	if ((mrc = mdb_drop(w->txn, s->dbi[DB_PENDING0 + (1 - s->ixrun)], 0)))
 		wtx_mdb(w, mrc, "emptying a pending table");
 	wtx_put_meta_u64(w, META_IXFROZEN, 0);
 	w->ixmerged = 1;
+}
+
+/* LMDB's default key order. */
+static int
+store_key_cmp(const MDB_val *a, const MDB_val *b)
+{
+	size_t m = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
+	int c = m > 0 ? memcmp(a->mv_data, b->mv_data, m) : 0;
+
+	if (c != 0)
+		return c;
+	return a->mv_size < b->mv_size ? -1 : a->mv_size > b->mv_size;
+}
+
+/*
+ * Moves the next slice of the merge into table t (of level t->level)
+ * from its sources (the level below, flagged TAB_SOURCE): the rows after
+ * t's last key, in key order, which is where a merge stopped, whatever
+ * happened since.  The last slice makes t live and frees the sources.
+ */
+static void
+wtx_tab_merge_slice(struct store_wtx *w, struct store_tab *t)
+{
+	MDB_cursor *src[STORE_TABLE_FANOUT], *dst = NULL;
+	MDB_val sk[STORE_TABLE_FANOUT], sv[STORE_TABLE_FANOUT], k, v;
+	uint8_t last[STORE_TABLE_KEY_MAX], level = t->level, slot = t->slot;
+	uint8_t kb[STORE_TABLE_KEY_MAX], vb[IXBUF_VAL_MAX];
+	int live[STORE_TABLE_FANOUT], mrc, any = 0;
+	size_t budget = wtx_budget(w), lastlen = 0, ns = 0;
+
+	for (unsigned i = 0; i < w->tabs.n && w->rc == KT_OK; i++) {
+		if (!(w->tabs.t[i].flags & TAB_SOURCE) ||
+		    w->tabs.t[i].level + 1 != level)
+			continue;
+		STORE_ASSERT(ns < STORE_TABLE_FANOUT);
+		if ((mrc = mdb_cursor_open(w->txn,
+			 w->s->dbi[DB_TABLE0 + w->tabs.t[i].slot], &src[ns])) !=
+		    0) {
+			wtx_mdb(w, mrc, "opening an index table");
+			break;
+		}
+		live[ns] = 0;
+		ns++;
+	}
+	if (w->rc == KT_OK && ns == 0)
+		wtx_fail(w, KT_EPARSE, "an index table merge has no sources");
+	if (w->rc == KT_OK &&
+	    (mrc = mdb_cursor_open(
+		 w->txn, w->s->dbi[DB_TABLE0 + slot], &dst)) != 0)
+		wtx_mdb(w, mrc, "opening an index table");
+	if (w->rc != KT_OK)
+		goto out;
+	/* Where the merge stopped: the target's last key. */
+	mrc = mdb_cursor_get(dst, &k, &v, MDB_LAST);
+	if (mrc == 0) {
+		STORE_ASSERT(k.mv_size <= sizeof(last));
+		memcpy(last, k.mv_data, k.mv_size);
+		lastlen = k.mv_size;
+		any = 1;
+	} else if (mrc != MDB_NOTFOUND) {
+		wtx_mdb(w, mrc, "reading an index table");
+		goto out;
+	}
+	for (size_t i = 0; i < ns; i++) {
+		if (!any) {
+			mrc = mdb_cursor_get(src[i], &sk[i], &sv[i], MDB_FIRST);
+		} else {
+			MDB_val from = store_val(last, lastlen);
+
+			sk[i] = from;
+			mrc = mdb_cursor_get(
+			    src[i], &sk[i], &sv[i], MDB_SET_RANGE);
+			if (mrc == 0 && store_key_cmp(&sk[i], &from) == 0)
+				mrc = mdb_cursor_get(
+				    src[i], &sk[i], &sv[i], MDB_NEXT);
+		}
+		if (mrc != 0 && mrc != MDB_NOTFOUND) {
+			wtx_mdb(w, mrc, "reading an index table");
+			goto out;
+		}
+		live[i] = mrc == 0;
+	}
+	for (; budget > 0 && w->rc == KT_OK; budget--) {
+		size_t m = ns;
+
+		for (size_t i = 0; i < ns; i++)
+			if (live[i] &&
+			    (m == ns || store_key_cmp(&sk[i], &sk[m]) < 0))
+				m = i;
+		if (m == ns)
+			break;
+		/* Copied: the put must not read from a page it may move. */
+		STORE_ASSERT(
+		    sk[m].mv_size <= sizeof(kb) && sv[m].mv_size <= sizeof(vb));
+		memcpy(kb, sk[m].mv_data, sk[m].mv_size);
+		if (sv[m].mv_size > 0)
+			memcpy(vb, sv[m].mv_data, sv[m].mv_size);
+		k = store_val(kb, sk[m].mv_size);
+		v = store_val(vb, sv[m].mv_size);
+		if ((mrc = mdb_cursor_put(dst, &k, &v, MDB_APPEND)) != 0) {
+			wtx_mdb(w, mrc, "writing an index table");
+			break;
+		}
+		store_bloom_row(w->s, slot, &k);
+		/* Move past this key in every source (a row counts once). */
+		for (size_t i = 0; i < ns; i++) {
+			if (!live[i] || (i != m && store_key_cmp(&sk[i], &k)))
+				continue;
+			mrc = mdb_cursor_get(src[i], &sk[i], &sv[i], MDB_NEXT);
+			if (mrc != 0 && mrc != MDB_NOTFOUND)
+				wtx_mdb(w, mrc, "reading an index table");
+			live[i] = mrc == 0;
+		}
+	}
+	for (size_t i = 0; i < ns; i++)
+		if (live[i])
+			goto out; /* more in a later batch */
+	if (w->rc != KT_OK)
+		goto out;
+	for (unsigned i = w->tabs.n; i-- > 0;)
+		if ((w->tabs.t[i].flags & TAB_SOURCE) &&
+		    w->tabs.t[i].level + 1 == level)
+			wtx_tab_free(w, i);
+	/* The list moved: find the target again by its slot. */
+	for (unsigned i = 0; i < w->tabs.n; i++)
+		if (w->tabs.t[i].slot == slot)
+			w->tabs.t[i].flags = TAB_LIVE;
+	w->tabs_dirty = 1;
+	wtx_bloom_done(w, slot);
+out:
+	for (size_t i = 0; i < ns; i++)
+		mdb_cursor_close(src[i]);
+	if (dst != NULL)
+		mdb_cursor_close(dst);
+}
+
+/*
+ * Starts the merges that are due (a level with STORE_TABLE_FANOUT live
+ * tables not yet merging) and moves a slice of every merge under way.
+ */
+static void
+wtx_tab_merges(struct store_wtx *w)
+{
+	for (unsigned level = 1; level < 64 && w->rc == KT_OK; level++) {
+		struct store_tab *t = wtx_tab_target(w, (uint8_t)level);
+		unsigned pick[STORE_TABLE_FANOUT], np = 0, below = 0;
+
+		for (unsigned i = 0; i < w->tabs.n; i++)
+			below += (unsigned)w->tabs.t[i].level + 1 >= level;
+		if (below == 0)
+			break; /* no table at this level or above */
+		if (t == NULL) {
+			uint64_t first = UINT64_MAX, end = 0;
+
+			/* The oldest live tables of the level below. */
+			for (unsigned i = 0;
+			     i < w->tabs.n && np < STORE_TABLE_FANOUT; i++)
+				if (w->tabs.t[i].flags == TAB_LIVE &&
+				    (unsigned)w->tabs.t[i].level + 1 == level)
+					pick[np++] = i;
+			if (np < STORE_TABLE_FANOUT)
+				continue;
+			for (unsigned j = 0; j < np; j++) {
+				const struct store_tab *p = &w->tabs.t[pick[j]];
+
+				first = p->first < first ? p->first : first;
+				end = p->end > end ? p->end : end;
+			}
+			if ((t = wtx_tab_new(w, (uint8_t)level, first, end)) ==
+			    NULL)
+				continue;
+			for (unsigned j = 0; j < np; j++)
+				w->tabs.t[pick[j]].flags |= TAB_SOURCE;
+		}
+		wtx_tab_merge_slice(w, t);
+	}
+}
+
+/* Stores the list of index tables if the batch changed it. */
+static void
+wtx_tabs_save(struct store_wtx *w)
+{
+	uint8_t b[STORE_TABLES * 19];
+	size_t len;
+
+	if (!w->tabs_dirty || w->rc != KT_OK)
+		return;
+	store_tabs_encode(&w->tabs, b, &len);
+	wtx_put(w, DB_META, META_IXTABLES, strlen(META_IXTABLES), b, len, 0);
 }
 
 /*
@@ -923,6 +1327,12 @@ store_ix_committed(struct store *s, struct store_wtx *w)
 		s->ixpos = 0;
 	}
 	ixbuf_free(old);
+	/* Stored filters are in the map now; their builders go. */
+	for (unsigned slot = 0; slot < STORE_TABLES; slot++)
+		if (w->bbdone >> slot & 1) {
+			bloom_free(&s->bb[slot]);
+			s->bbok[slot] = 0;
+		}
 }
 
 /* After an abort: the buffer forgets the batch's rows. */
@@ -1137,7 +1547,9 @@ store_append(struct store *s, struct store_item *items, size_t n,
 	for (size_t i = 0; i < n && w.rc == KT_OK; i++)
 		wtx_add(&w, &items[i], &s->res[i]);
 	if (w.size != w.size0) {
-		wtx_ix_merge(&w);
+		wtx_ix_flush(&w);
+		wtx_tab_merges(&w);
+		wtx_tabs_save(&w);
 		wtx_ix_freeze(&w);
 	}
 	if (w.rc == KT_OK && w.size == w.size0) {
@@ -1353,25 +1765,32 @@ store_schema(struct store *s, int upgrade, char *err, size_t errlen)
 		wtx_put_meta_u64(&w, META_IXFROZEN, 0);
 		return wtx_end(&w, 1);
 	}
-	if (rc == KT_OK && version == 1 && upgrade) {
+	if (rc == KT_OK && (version == 1 || version == 2) && upgrade) {
 		/*
 		 * Schema 1 wrote every index row straight to its B-tree: it
-		 * becomes schema 2 with both pending tables empty.
+		 * gains the pending tables, empty.  Schema 2 merged full runs
+		 * into the B-trees; from 3 on they go to index tables (all
+		 * empty, just opened), and the B-trees keep what they hold.
+		 * A run schema 2 was merging is written to a table, and the
+		 * rows it had merged are then in both (lookups count a row
+		 * once).
 		 */
+		if (version == 1) {
+			wtx_put_meta_u64(&w, META_IXRUN, 0);
+			wtx_put_meta_u64(&w, META_IXFROZEN, 0);
+		}
 		wtx_put_meta_u64(&w, META_VERSION, STORE_SCHEMA_VERSION);
-		wtx_put_meta_u64(&w, META_IXRUN, 0);
-		wtx_put_meta_u64(&w, META_IXFROZEN, 0);
 		version = STORE_SCHEMA_VERSION;
 	}
 	if (rc != KT_OK) {
 		wtx_fail(&w, rc == KT_EIO ? KT_EIO : KT_EPARSE,
 		    "log storage schema version is unreadable");
-	} else if (version == 1) {
+	} else if (version == 1 || version == 2) {
 		wtx_fail(&w, KT_EPARSE,
-		    "log storage schema version 1 must be upgraded to %d "
+		    "log storage schema version %llu must be upgraded to %d "
 		    "first (keytrail-logd --upgrade-storage; older programs "
 		    "cannot read it afterwards)",
-		    STORE_SCHEMA_VERSION);
+		    (unsigned long long)version, STORE_SCHEMA_VERSION);
 	} else if (version != STORE_SCHEMA_VERSION) {
 		wtx_fail(&w, KT_EPARSE,
 		    "log storage schema version %llu is not supported (this "
@@ -1447,6 +1866,62 @@ store_ix_load(struct store *s, MDB_txn *txn, enum store_dbi db, struct ixbuf *b,
 }
 
 /*
+ * Rebuilds the filters of the merges under way (up to the levels that
+ * get one) from the rows their tables hold so far: the merge goes on
+ * from there, and its table gets a whole filter.  This reads those rows
+ * once, at open.  (A run being written to level 0 starts again anyway.)
+ */
+static int
+store_bloom_reload(struct store *s, MDB_txn *txn, char *err, size_t errlen)
+{
+	struct store_tabs tabs;
+	int rc;
+
+	if ((rc = store_tabs_read(s, txn, &tabs)) != KT_OK) {
+		store_seterr(err, errlen, "log storage meta has no valid %s",
+		    META_IXTABLES);
+		return rc == KT_EIO ? KT_EIO : KT_EPARSE;
+	}
+	for (unsigned i = 0; i < tabs.n; i++) {
+		const struct store_tab *t = &tabs.t[i];
+		static const uint8_t kinds[] = { DB_BYHASH, DB_BYDIGEST };
+		MDB_cursor *cur = NULL;
+		int mrc = 0;
+
+		if (!(t->flags & TAB_TARGET) || t->level == 0 ||
+		    t->level > STORE_BLOOM_LEVEL_MAX)
+			continue;
+		bloom_free(&s->bb[t->slot]);
+		s->bbok[t->slot] = 0;
+		if (bloom_init(&s->bb[t->slot], t->end - t->first) != KT_OK)
+			continue; /* no memory: that table goes without */
+		if ((mrc = mdb_cursor_open(
+			 txn, s->dbi[DB_TABLE0 + t->slot], &cur)) != 0)
+			return store_mdb_error(s, mrc,
+			    store_db_names[DB_TABLE0 + t->slot], err, errlen);
+		for (size_t j = 0; j < sizeof(kinds) && mrc == 0; j++) {
+			MDB_val k = store_val(&kinds[j], 1), v;
+
+			for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+			     mrc == 0 &&
+			     *(const uint8_t *)k.mv_data == kinds[j];
+			     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+				s->bbok[t->slot] = 1;
+				store_bloom_row(s, t->slot, &k);
+			}
+			if (mrc == MDB_NOTFOUND)
+				mrc = 0;
+		}
+		mdb_cursor_close(cur);
+		if (mrc != 0)
+			return store_mdb_error(s, mrc,
+			    store_db_names[DB_TABLE0 + t->slot], err, errlen);
+		s->bbok[t->slot] = 1;
+	}
+	return KT_OK;
+}
+
+/*
  * Rebuilds the index buffer from the pending tables: the run that takes
  * new rows, and the run being merged if there is one (its merge starts
  * over; rewriting rows already merged changes nothing).
@@ -1491,6 +1966,8 @@ store_ix_open(struct store *s, char *err, size_t errlen)
 		rc = store_ix_load(s, txn, DB_PENDING0 + (1 - s->ixrun),
 		    s->ixfrz, err, errlen);
 	}
+	if (rc == KT_OK)
+		rc = store_bloom_reload(s, txn, err, errlen);
 out:
 	mdb_txn_abort(txn);
 	return rc;
@@ -1576,6 +2053,8 @@ store_open_as(const char *datadir, const char *origin, uint64_t map_size,
 		store_seterr(err, errlen, "out of memory");
 		goto out;
 	}
+	atomic_init(&s->probes_read, 0);
+	atomic_init(&s->probes_skipped, 0);
 	kt_buf_init(&s->text, KT_CHECKPOINT_MAX);
 	kt_buf_init(&s->note, KT_NOTE_MAX);
 	s->originlen = strlen(origin);
@@ -1643,6 +2122,8 @@ store_close(struct store *s)
 		mdb_env_close(s->env);
 	ixbuf_free(s->ixact);
 	ixbuf_free(s->ixfrz);
+	for (unsigned slot = 0; slot < STORE_TABLES; slot++)
+		bloom_free(&s->bb[slot]);
 	if (s->ixmu_ok)
 		(void)pthread_mutex_destroy(&s->ixmu);
 	free(s->levels);
@@ -1655,6 +2136,7 @@ store_close(struct store *s)
 int
 store_stats(struct store *s, struct store_stats *st)
 {
+	struct store_tabs tabs;
 	struct store_rd *rd;
 	MDB_envinfo info;
 	MDB_stat es;
@@ -1673,6 +2155,24 @@ store_stats(struct store *s, struct store_stats *st)
 	for (int b = 0; b < 2; b++)
 		if (rd->ix[b] != NULL)
 			st->ixbuf_entries += ixbuf_entries(rd->ix[b]);
+	if ((rc = store_tabs_read(s, rd->txn, &tabs)) != KT_OK) {
+		store_rd_end(rd);
+		return KT_EIO;
+	}
+	st->ixtables = st->ixmerges = st->ixlevels = 0;
+	st->probes_read = atomic_load(&s->probes_read);
+	st->probes_skipped = atomic_load(&s->probes_skipped);
+	for (unsigned i = 0; i < tabs.n; i++) {
+		const struct store_tab *t = &tabs.t[i];
+
+		if (t->flags & TAB_LIVE) {
+			st->ixtables++;
+			if ((unsigned)t->level + 1 > st->ixlevels)
+				st->ixlevels = (unsigned)t->level + 1;
+		} else if (t->level > 0) {
+			st->ixmerges++;
+		}
+	}
 	store_rd_end(rd);
 	return KT_OK;
 }

@@ -33,11 +33,11 @@
 #include "keytrail/common.h"
 
 /* The schema this code reads and writes; any other version is refused. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 /*
- * Entries whose index rows the index buffer holds before a run is merged
- * into the B-tree indexes (docs/storage.md): about 400 bytes of memory
- * each, twice over while a full run is merged.
+ * Entries whose index rows the index buffer holds before the run is
+ * written to an index table (docs/storage.md): about 400 bytes of memory
+ * each, twice over while a full run is written out.
  */
 #define STORE_IXBUF_ENTRIES_DEFAULT 65536
 /*
@@ -141,7 +141,7 @@ typedef int (*store_sign_fn)(
  * name of at most STORE_ORIGIN_MAX bytes).  map_size is the LMDB map size
  * in bytes, 0 for STORE_MAP_SIZE_DEFAULT; LMDB keeps at least the current
  * file size.  An existing log must have been created with the same origin
- * and schema STORE_SCHEMA_VERSION (schema 1 is refused until
+ * and schema STORE_SCHEMA_VERSION (older schemas are refused until
  * store_upgrade has run), and its tree size must match its entries.  Returns
  * KT_OK and *out (free with store_close), or KT_EINVAL (bad origin, map size,
  * or an origin different from the stored one), KT_EPARSE (unknown schema
@@ -154,9 +154,9 @@ int store_open(const char *datadir, const char *origin, uint64_t map_size,
 /*
  * Brings the log storage in <datadir>/log/ up to STORE_SCHEMA_VERSION, as
  * an operator's explicit step (store_open refuses an older version and
- * says so): schema 1 gains the index buffer's pending tables, empty, and
- * no row moves.  A log already at the current version is left as it is.
- * Returns what store_open would.
+ * says so): schema 1 gains the index buffer's pending tables, and schemas
+ * 1 and 2 the index tables, empty; no row moves.  A log already at the current
+ * version is left as it is. Returns what store_open would.
  */
 int store_upgrade(const char *datadir, const char *origin, uint64_t map_size,
     char *err, size_t errlen) KT_MUST_CHECK;
@@ -166,7 +166,7 @@ void store_close(struct store *s);
 
 /*
  * Sets how many entries' index rows the index buffer holds before the run
- * is merged into the B-tree indexes (at least 1; the default is
+ * is written to an index table (at least 1; the default is
  * STORE_IXBUF_ENTRIES_DEFAULT).  Takes effect from the next batch.
  */
 void store_set_ixbuf_entries(struct store *s, uint64_t entries);
@@ -233,11 +233,16 @@ int store_write(struct store *s, const struct store_put *puts, size_t n,
 
 /* Storage figures for monitoring. */
 struct store_stats {
-	uint64_t map_size;	/* the LMDB map size in bytes */
-	uint64_t used_bytes;	/* bytes of the map in use */
-	uint64_t entries;	/* the tree size */
-	uint64_t ixbuf_entries; /* entries whose index rows wait in memory */
-	int ixbuf_merging;	/* a full run is being merged */
+	uint64_t map_size;	 /* the LMDB map size in bytes */
+	uint64_t used_bytes;	 /* bytes of the map in use */
+	uint64_t entries;	 /* the tree size */
+	uint64_t ixbuf_entries;	 /* entries whose index rows wait in memory */
+	int ixbuf_merging;	 /* a full run is being written to a table */
+	unsigned ixtables;	 /* live index tables */
+	unsigned ixmerges;	 /* index table merges under way */
+	unsigned ixlevels;	 /* levels of live index tables (highest + 1) */
+	uint64_t probes_read;	 /* table lookups that read the table */
+	uint64_t probes_skipped; /* and that its Bloom filter spared */
 };
 
 /* Fills *st.  Returns KT_OK, KT_EUNAVAIL or KT_EIO (*st unchanged). */

@@ -17,7 +17,9 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
+#include "bloom.h"
 #include "ixbuf.h"
 #include "keytrail/common.h"
 #include "store.h"
@@ -54,7 +56,49 @@ enum store_dbi {
 	DB_REQUESTS,
 	DB_PENDING0, /* the index rows of entries not yet merged (two runs) */
 	DB_PENDING1,
-	DB_COUNT
+	DB_BLOOMS, /* the index tables' Bloom filters, by slot */
+	DB_TABLE0, /* the index tables (STORE_TABLES of them) */
+	DB_COUNT = DB_TABLE0 + 64
+};
+
+/*
+ * Index tables (docs/storage.md, "Index tables"): sorted tables of index
+ * rows, each written once, in key order, and merged STORE_TABLE_FANOUT at
+ * a time into one of the next level.  A row's key in a table is its
+ * table number (3 byhash .. 6 byartifact) then its key in that B-tree.
+ */
+#define STORE_TABLES (DB_COUNT - DB_TABLE0)
+#define STORE_TABLE_FANOUT 4
+#define STORE_TABLE_KEY_MAX (1 + STORE_INDEX_KEY_MAX)
+/*
+ * Tables up to this level get a Bloom filter (bloom.h), built while they
+ * are written: its memory is bounded by the largest such table (about
+ * 2.5 bytes per entry), and above it there are few tables to probe.
+ */
+#define STORE_BLOOM_LEVEL_MAX 3
+/* A table's state (struct store_tab flags). */
+#define TAB_LIVE 1   /* complete: lookups read it */
+#define TAB_SOURCE 2 /* live, and being merged into the next level */
+#define TAB_TARGET 4 /* being written (by a merge, or at level 0 from */
+		     /* the frozen run); lookups do not read it yet */
+
+struct store_tab {
+	uint8_t slot;  /* the table is DB_TABLE0 + slot */
+	uint8_t level; /* 0: one run; each merge adds one */
+	uint8_t flags;
+	uint64_t first, end; /* the entries whose rows it holds */
+};
+
+/*
+ * The list of tables, as meta's "ixtables" holds it, and the filters of
+ * the live ones, read (lazily, in place) from the same transaction.
+ */
+struct store_tabs {
+	unsigned n;
+	struct store_tab t[STORE_TABLES];
+	int bf_loaded;
+	const uint8_t *bf[STORE_TABLES]; /* by slot; NULL: no filter */
+	size_t bflen[STORE_TABLES];
 };
 
 /* Keys of the meta database. */
@@ -67,6 +111,8 @@ enum store_dbi {
 /* holds a full run being merged into the indexes (0 or 1). */
 #define META_IXRUN "ixrun"
 #define META_IXFROZEN "ixfrozen"
+/* The index tables: 19 bytes each (slot, level, flags, first, end). */
+#define META_IXTABLES "ixtables"
 
 /* The writer's scratch, defined and used in store.c only. */
 struct store_level;
@@ -101,6 +147,15 @@ struct store {
 	int ixrun;	/* the pending table of ixact */
 	uint32_t ixpos; /* merge position in ixfrz */
 	uint64_t ixcap; /* entries per run */
+	/*
+	 * The filters of the tables being written, by slot; bbok[slot] is
+	 * set when the filter has seen every row (the table was begun by
+	 * this process).  The writer's.
+	 */
+	struct bloom bb[STORE_TABLES];
+	uint8_t bbok[STORE_TABLES];
+	/* Table lookups: read, or skipped by a filter (any thread). */
+	atomic_uint_fast64_t probes_read, probes_skipped;
 	/* store_debug_set_rd_hook: tests only. */
 	void (*rd_hook)(void *ctx);
 	void *rd_hook_ctx;
@@ -122,6 +177,8 @@ struct store_rd {
 	uint64_t signed_size;
 	struct kt_hash signed_root;
 	struct ixbuf *ix[2]; /* the buffered index runs of this snapshot */
+	int tabs_ok;	     /* tabs read from this snapshot's meta */
+	struct store_tabs tabs;
 	struct store_rd_tile cache[STORE_LEVELS];
 };
 
@@ -151,6 +208,33 @@ int store_meta_u64(
     const struct store *s, MDB_txn *txn, const char *name, uint64_t *out);
 int store_meta_signed(const struct store *s, MDB_txn *txn, int *has_cp,
     uint64_t *size, struct kt_hash *root);
+int store_tabs_read(
+    const struct store *s, MDB_txn *txn, struct store_tabs *out);
+void store_tabs_encode(const struct store_tabs *t, uint8_t *out, size_t *len);
+/*
+ * Lookups in the live index tables of t: a leaf hash (KT_OK and *index,
+ * KT_ENOTFOUND, or an error), and the leaf indexes above after of a
+ * search index's rows with key prefix (plen bytes, without the table
+ * number), from every table, in order, at most max.
+ */
+int store_tabs_leaf(struct store *s, MDB_txn *txn, struct store_tabs *t,
+    const uint8_t *leaf, uint64_t *index);
+/*
+ * 0 if the live table of slot certainly holds no key (kind, p[0..len)),
+ * by its filter; else 1.  Reads the filters on first use.
+ */
+int store_tabs_maybe(struct store *s, MDB_txn *txn, struct store_tabs *t,
+    unsigned slot, uint8_t kind, const uint8_t *p, size_t len);
+int store_tabs_search(const struct store *s, MDB_txn *txn,
+    const struct store_tabs *t, enum store_dbi db, const uint8_t *prefix,
+    size_t plen, uint64_t after, uint64_t *out, size_t max, size_t *nout);
+/*
+ * Collects the leaf indexes of dbi's rows whose key is pre (plen bytes)
+ * then a leaf index, from the key start (slen bytes) on, at most max, in
+ * order.  Returns KT_OK and *n, or an error.
+ */
+int store_scan_index(MDB_txn *txn, MDB_dbi dbi, const uint8_t *start,
+    size_t slen, size_t plen, uint64_t *out, size_t max, size_t *n);
 int store_ix_leaf(struct ixbuf *const ix[2], const uint8_t *leaf,
     uint64_t limit, uint64_t *index);
 /* Merges two ascending lists into out (at most max), dropping repeats. */

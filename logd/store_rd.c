@@ -262,19 +262,38 @@ store_rd_read_hashes(
 	return KT_OK;
 }
 
+/* Reads the snapshot's list of index tables, once per session. */
+static int
+store_rd_tabs(struct store_rd *rd)
+{
+	int rc;
+
+	if (rd->tabs_ok)
+		return KT_OK;
+	if ((rc = store_tabs_read(rd->s, rd->txn, &rd->tabs)) != KT_OK)
+		return rc == KT_EPARSE ? KT_EIO : rc;
+	rd->tabs_ok = 1;
+	return KT_OK;
+}
+
 int
 store_rd_find_leaf(
     struct store_rd *rd, const struct kt_hash *leaf, uint64_t *index)
 {
 	MDB_val k = store_val(leaf->b, KT_HASH_SIZE), v;
-	int mrc;
+	int mrc, rc;
 
 	if ((mrc = mdb_get(rd->txn, rd->s->dbi[DB_BYHASH], &k, &v)) != 0) {
-		/* Newer entries' rows may still be in the index buffer. */
-		if (mrc == MDB_NOTFOUND &&
-		    store_ix_leaf(rd->ix, leaf->b, rd->size, index))
+		if (mrc != MDB_NOTFOUND)
+			return store_rd_error(mrc);
+		/* Newer entries' rows are in the index tables or buffer. */
+		if ((rc = store_rd_tabs(rd)) != KT_OK ||
+		    (rc = store_tabs_leaf(rd->s, rd->txn, &rd->tabs, leaf->b,
+			 index)) != KT_ENOTFOUND)
+			return rc;
+		if (store_ix_leaf(rd->ix, leaf->b, rd->size, index))
 			return KT_OK;
-		return store_rd_error(mrc);
+		return KT_ENOTFOUND;
 	}
 	if (v.mv_size != 8)
 		return KT_EIO;
@@ -288,12 +307,10 @@ store_rd_search(struct store_rd *rd, enum store_index which,
     size_t *nout, int *more)
 {
 	uint8_t key[STORE_INDEX_KEY_MAX];
-	size_t plen = 1 + len, cnt = 0, nbuf = 0, n;
+	size_t plen = 1 + len, cnt = 0, nbuf = 0, klen, n;
 	uint64_t *tree = NULL, *buf = NULL, *u = NULL;
-	MDB_cursor *cur = NULL;
 	enum store_dbi db;
-	int mrc, rc = KT_OK;
-	MDB_val k, v;
+	int rc = KT_OK;
 
 	if ((unsigned)which >=
 	    sizeof(store_index_dbis) / sizeof(store_index_dbis[0]))
@@ -310,8 +327,9 @@ store_rd_search(struct store_rd *rd, enum store_index which,
 	}
 	/*
 	 * One more than asked from each source says whether more remain.
-	 * Rows of the newest entries may still be in the index buffer; a row
-	 * being merged may be in both, and counts once.
+	 * The rows are in the B-tree (logs older than the index tables), the
+	 * index tables and the index buffer; a row in two places (a run of
+	 * a log upgraded while it was being merged) counts once.
 	 */
 	if ((tree = malloc((max + 1) * sizeof(*tree))) == NULL ||
 	    (buf = malloc((max + 1) * sizeof(*buf))) == NULL) {
@@ -319,30 +337,23 @@ store_rd_search(struct store_rd *rd, enum store_index which,
 		goto out;
 	}
 	/* UINT64_MAX + 1 wraps to 0: from the start. */
-	k = store_val(key, store_index_key(key, value, len, after + 1));
-	if ((mrc = mdb_cursor_open(rd->txn, rd->s->dbi[db], &cur)) != 0) {
-		rc = store_rd_error(mrc);
+	klen = store_index_key(key, value, len, after + 1);
+	if ((rc = store_scan_index(rd->txn, rd->s->dbi[db], key, klen, plen,
+		 tree, max + 1, &cnt)) != KT_OK ||
+	    (rc = store_rd_tabs(rd)) != KT_OK ||
+	    (rc = store_tabs_search(rd->s, rd->txn, &rd->tabs, db, key, plen,
+		 after, buf, max + 1, &nbuf)) != KT_OK)
 		goto out;
-	}
-	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	while (mrc == 0 && cnt <= max && k.mv_size == plen + 8 &&
-	    memcmp(k.mv_data, key, plen) == 0) {
-		tree[cnt++] = kt_get_u64be((const uint8_t *)k.mv_data + plen);
-		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-	}
-	mdb_cursor_close(cur);
-	if (mrc != 0 && mrc != MDB_NOTFOUND && cnt <= max) {
-		rc = store_rd_error(mrc);
-		goto out;
-	}
-	if ((rc = store_ix_search(rd->ix, db, key, plen, after, rd->size, buf,
-		 max + 1, &nbuf)) != KT_OK)
-		goto out;
-	/* Keep max + 1 of the union: the last one only says "more". */
 	if ((u = malloc((max + 1) * sizeof(*u))) == NULL) {
 		rc = KT_ENOMEM;
 		goto out;
 	}
+	cnt = store_ix_union(tree, cnt, buf, nbuf, u, max + 1);
+	memcpy(tree, u, cnt * sizeof(*tree));
+	if ((rc = store_ix_search(rd->ix, db, key, plen, after, rd->size, buf,
+		 max + 1, &nbuf)) != KT_OK)
+		goto out;
+	/* Keep max + 1 of the union: the last one only says "more". */
 	n = store_ix_union(tree, cnt, buf, nbuf, u, max + 1);
 	*more = n > max;
 	*nout = n > max ? max : n;

@@ -7,8 +7,8 @@
 #   appends   keytrail bench append: durable appends through POST
 #             /v1/entries with signature verification, every proof checked:
 #             KT_GROWTH_APPENDS of them (default 131072, two runs of the
-#             default index buffer, so that the window holds a whole merge
-#             of a run into the B-trees, docs/storage.md; KT_GROWTH_IXBUF
+#             default index buffer, so that the window holds a run written
+#             out and the merges it starts, docs/storage.md; KT_GROWTH_IXBUF
 #             sets index_buffer_entries, default the daemon's);
 #   batches   from the daemon's /metrics over the appends: entries per
 #             batch, and the milliseconds per batch spent adding the

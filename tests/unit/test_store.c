@@ -62,7 +62,7 @@ struct fx {
 	struct store *s;
 	struct kt_memtree *mt;
 	struct signer sg;
-	uint64_t signed_sizes[64];
+	uint64_t signed_sizes[128];
 	size_t nsigned;
 	uint8_t *ebuf; /* scratch for one entry */
 };
@@ -167,6 +167,16 @@ assert_buf_equal(const struct kt_buf *a, const struct kt_buf *b)
 	assert_memory_equal(a->p, b->p, a->len);
 }
 
+/* The dedup key append_range gives the submission of seed. */
+static void
+dedup_key(uint64_t seed, struct kt_hash *out)
+{
+	uint8_t b[8];
+
+	kt_put_u64be(b, seed);
+	kt_leaf_hash(b, sizeof(b), out);
+}
+
 /*
  * Appends entries with seeds first..first+count-1 in one batch, each
  * indexed under key "k<seed % 5>", digest "d<seed>", and (even seeds)
@@ -211,6 +221,11 @@ append_range(struct fx *f, uint64_t first, size_t count, size_t big, char *err,
 			it->by_artifact.p = (const uint8_t *)names[i][2];
 			it->by_artifact.len = strlen(names[i][2]);
 		}
+		if (seed % 4 == 1) {
+			/* A submission: found again by digest and dedup key. */
+			dedup_key(seed, &it->dedup);
+			it->has_dedup = 1;
+		}
 		puts[i].db = STORE_DB_REQUESTS;
 		puts[i].key.p = (const uint8_t *)names[i][3];
 		puts[i].key.len = strlen(names[i][3]);
@@ -232,7 +247,7 @@ append_range(struct fx *f, uint64_t first, size_t count, size_t big, char *err,
 		assert_int_equal(size, size0 + count);
 		expected_note(f, size, &want);
 		assert_buf_equal(&note, &want);
-		assert_true(f->nsigned < 64);
+		assert_true(f->nsigned < 128);
 		f->signed_sizes[f->nsigned++] = size;
 	} else {
 		assert_int_equal(note.len, 0);
@@ -714,15 +729,32 @@ test_store_reopen_keeps_log(void **state)
 	store_close(f->s);
 	f->s = NULL;
 
-	/* An unknown schema version is refused. */
+	/* Schema 2 (before index tables) likewise, with its own number. */
 	fx_open(f, 0);
-	assert_int_equal(store_debug_set_schema(f->s, 3), KT_OK);
+	assert_int_equal(store_debug_set_schema(f->s, 2), KT_OK);
 	store_close(f->s);
 	f->s = NULL;
 	assert_int_equal(
 	    store_open(f->dir, ORIGIN, 0, &s2, err, sizeof(err)), KT_EPARSE);
 	assert_null(s2);
-	assert_non_null(strstr(err, "schema version 3"));
+	assert_non_null(strstr(err, "schema version 2 must be upgraded"));
+	assert_int_equal(
+	    store_upgrade(f->dir, ORIGIN, 0, err, sizeof(err)), KT_OK);
+	fx_open(f, 0);
+	check_log(f);
+	check_indexes(f);
+	store_close(f->s);
+	f->s = NULL;
+
+	/* An unknown schema version is refused. */
+	fx_open(f, 0);
+	assert_int_equal(store_debug_set_schema(f->s, 4), KT_OK);
+	store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(
+	    store_open(f->dir, ORIGIN, 0, &s2, err, sizeof(err)), KT_EPARSE);
+	assert_null(s2);
+	assert_non_null(strstr(err, "schema version 4"));
 }
 
 /*
@@ -779,10 +811,12 @@ check_indexes(struct fx *f)
 }
 
 /*
- * A small index buffer: runs fill, freeze and merge a slice per batch,
- * across restarts at every stage, and nothing is ever missing, doubled
- * or found at the wrong index; entries already in the log stay
- * duplicates wherever their rows are.
+ * A small index buffer: runs fill, freeze and are written to index tables
+ * a slice per batch, and tables merge level by level, across restarts at
+ * every stage; nothing is ever missing, doubled or found at the wrong
+ * index; entries already in the log (and submissions, by their dedup
+ * key) stay duplicates wherever their rows are; and the tables' filters
+ * spare most lookups.
  */
 static void
 test_store_index_buffer_runs(void **state)
@@ -792,10 +826,11 @@ test_store_index_buffer_runs(void **state)
 	struct fx *f = *state;
 	struct store_stats st;
 	uint64_t first = 0;
-	int merging_seen = 0, settled_seen = 0;
+	int merging_seen = 0, settled_seen = 0, tab_merges_seen = 0;
+	unsigned levels_seen = 0;
 
 	store_set_ixbuf_entries(f->s, 40);
-	for (size_t r = 0; r < 3 * sizeof(batches) / sizeof(batches[0]); r++) {
+	for (size_t r = 0; r < 5 * sizeof(batches) / sizeof(batches[0]); r++) {
 		size_t n = batches[r % (sizeof(batches) / sizeof(batches[0]))];
 
 		append_ok(f, first, n, 0);
@@ -806,6 +841,14 @@ test_store_index_buffer_runs(void **state)
 		settled_seen |= !st.ixbuf_merging && st.ixbuf_entries < first;
 		/* At most a run being merged, and the run filling. */
 		assert_true(st.ixbuf_entries <= 2 * (40 + 120));
+		/*
+		 * Index tables: a level holds fewer than 4 tables at rest,
+		 * and up to 4 merging and some waiting.
+		 */
+		tab_merges_seen |= st.ixmerges > 0;
+		if (st.ixlevels > levels_seen)
+			levels_seen = st.ixlevels;
+		assert_true(st.ixtables <= 8 * st.ixlevels);
 		if (r % 4 == 3) {
 			/* A restart: the runs come back from the tables. */
 			store_close(f->s);
@@ -814,7 +857,7 @@ test_store_index_buffer_runs(void **state)
 			store_set_ixbuf_entries(f->s, 40);
 		}
 		if (r % 5 == 0 ||
-		    r + 1 == 3 * sizeof(batches) / sizeof(batches[0]))
+		    r + 1 == 5 * sizeof(batches) / sizeof(batches[0]))
 			check_indexes(f);
 		/* Old entries again: duplicates, at their own indexes. */
 		{
@@ -837,9 +880,52 @@ test_store_index_buffer_runs(void **state)
 			for (int i = 0; i < 3; i++)
 				assert_int_equal(it[i].duplicate, 1);
 		}
+		/*
+		 * A submission again, with a new entry (a new time), as
+		 * POST /v1/entries sees it: found by digest and dedup key.
+		 */
+		for (int q = 0; q < 3 && first > 2; q++) {
+			/* Submissions' seeds are 1 mod 4: old, middle, new. */
+			uint64_t seed = q == 0
+			    ? 1
+			    : (((first - 2) * (uint64_t)q / 2) & ~UINT64_C(3)) |
+				1;
+			uint8_t b[128];
+			struct store_item it;
+			uint64_t size;
+			char err[256], d[24];
+
+			plain_item(seed + 1000000, b, &it);
+			snprintf(
+			    d, sizeof(d), "d%llu", (unsigned long long)seed);
+			it.by_digest.p = (const uint8_t *)d;
+			it.by_digest.len = strlen(d);
+			dedup_key(seed, &it.dedup);
+			it.has_dedup = 1;
+			assert_int_equal(
+			    store_append(f->s, &it, 1, fake_sign, &f->sg, NULL,
+				&size, err, sizeof(err)),
+			    KT_OK);
+			assert_int_equal(size, first);
+			assert_int_equal(it.duplicate, 1);
+			assert_int_equal(it.index, seed);
+		}
 	}
 	assert_true(merging_seen);
 	assert_true(settled_seen);
+	/* Runs of 40 to 160 entries, 3,100 entries: levels 0, 1 and 2. */
+	assert_true(tab_merges_seen);
+	assert_int_equal(levels_seen, 3);
+	/*
+	 * New entries' leaf hashes are in no table: the filters spare
+	 * almost every lookup of them (a restart loses the filters of the
+	 * tables being written, so some tables have none).
+	 */
+	assert_int_equal(store_stats(f->s, &st), KT_OK);
+	print_message("table lookups: %llu read, %llu skipped\n",
+	    (unsigned long long)st.probes_read,
+	    (unsigned long long)st.probes_skipped);
+	assert_true(st.probes_skipped > 2 * st.probes_read);
 	check_log(f);
 }
 

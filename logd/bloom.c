@@ -1,0 +1,122 @@
+/*
+ * Blocked Bloom filters (bloom.h).  The key hash is a 64-bit multiply-
+ * rotate over 8-byte words with a splitmix64-style finish: keys here are
+ * hashes or digests chosen by clients, and a client who made keys
+ * collide would only make the log look in a table it could have skipped.
+ */
+#include "bloom.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define BLOOM_BITS_PER_ENTRY 20
+#define BLOOM_PROBES 7
+#define BLOOM_FORMAT 1
+/* Blocks at most: 2^32 - 1 blocks of 64 bytes is far past any table. */
+#define BLOOM_BLOCKS_MAX UINT32_MAX
+
+static const uint64_t P1 = UINT64_C(0x9e3779b97f4a7c15);
+static const uint64_t P2 = UINT64_C(0xc2b2ae3d27d4eb4f);
+static const uint64_t P3 = UINT64_C(0x85ebca77c2b2ae63);
+
+static uint64_t
+rotl(uint64_t x, int r)
+{
+	return x << r | x >> (64 - r);
+}
+
+static uint64_t
+finish(uint64_t h)
+{
+	h ^= h >> 30;
+	h *= UINT64_C(0xbf58476d1ce4e5b9);
+	h ^= h >> 27;
+	h *= UINT64_C(0x94d049bb133111eb);
+	return h ^ (h >> 31);
+}
+
+static uint64_t
+bloom_hash(uint8_t kind, const uint8_t *p, size_t len)
+{
+	uint64_t h = P3 ^ ((uint64_t)len * P1) ^ ((uint64_t)kind * P2);
+	uint64_t w;
+
+	for (; len >= 8; p += 8, len -= 8) {
+		memcpy(&w, p, 8);
+		h ^= rotl(w * P2, 31) * P1;
+		h = rotl(h, 27) * P1 + P3;
+	}
+	w = 0;
+	if (len > 0)
+		memcpy(&w, p, len);
+	h ^= rotl(w * P2, 31) * P1;
+	return finish(h);
+}
+
+int
+bloom_init(struct bloom *b, uint64_t entries)
+{
+	uint64_t bits = entries * BLOOM_BITS_PER_ENTRY;
+	uint64_t blocks = bits / (8 * BLOOM_BLOCK) + 1;
+
+	memset(b, 0, sizeof(*b));
+	if (entries > UINT64_MAX / BLOOM_BITS_PER_ENTRY ||
+	    blocks > BLOOM_BLOCKS_MAX ||
+	    blocks > (SIZE_MAX - BLOOM_HEADER) / BLOOM_BLOCK)
+		return KT_ENOMEM;
+	b->blocks = (uint32_t)blocks;
+	b->len = BLOOM_HEADER + (size_t)blocks * BLOOM_BLOCK;
+	if ((b->bits = calloc(1, b->len)) == NULL)
+		return KT_ENOMEM;
+	b->bits[0] = BLOOM_FORMAT;
+	kt_put_u32be(b->bits + 4, b->blocks);
+	return KT_OK;
+}
+
+void
+bloom_free(struct bloom *b)
+{
+	free(b->bits);
+	memset(b, 0, sizeof(*b));
+}
+
+/* The block of hash h among n, and the probe bits within it (from g). */
+static size_t
+bloom_block(uint64_t h, uint32_t n)
+{
+	return (size_t)(((h >> 32) * (uint64_t)n) >> 32);
+}
+
+void
+bloom_add(struct bloom *b, uint8_t kind, const uint8_t *p, size_t len)
+{
+	uint64_t h = bloom_hash(kind, p, len), g = finish(h + P2);
+	uint8_t *blk =
+	    b->bits + BLOOM_HEADER + bloom_block(h, b->blocks) * BLOOM_BLOCK;
+
+	for (int i = 0; i < BLOOM_PROBES; i++, g >>= 9)
+		blk[(g & 511) >> 3] |= (uint8_t)(1u << (g & 7));
+}
+
+int
+bloom_maybe(
+    const uint8_t *f, size_t flen, uint8_t kind, const uint8_t *p, size_t len)
+{
+	uint64_t h, g;
+	const uint8_t *blk;
+	uint32_t n;
+
+	if (f == NULL || flen < BLOOM_HEADER || f[0] != BLOOM_FORMAT)
+		return 1;
+	n = kt_get_u32be(f + 4);
+	if (n == 0 || (flen - BLOOM_HEADER) / BLOOM_BLOCK != n ||
+	    (flen - BLOOM_HEADER) % BLOOM_BLOCK != 0)
+		return 1;
+	h = bloom_hash(kind, p, len);
+	g = finish(h + P2);
+	blk = f + BLOOM_HEADER + bloom_block(h, n) * BLOOM_BLOCK;
+	for (int i = 0; i < BLOOM_PROBES; i++, g >>= 9)
+		if (!(blk[(g & 511) >> 3] & (1u << (g & 7))))
+			return 0;
+	return 1;
+}
