@@ -617,9 +617,10 @@ api_get_metrics(struct http_req *r, void *arg)
 	metric(&b,
 	    "# TYPE keytrail_batch_step_seconds_total counter\n"
 	    "keytrail_batch_step_seconds_total{step=\"add\"} %.6f\n"
+	    "keytrail_batch_step_seconds_total{step=\"index\"} %.6f\n"
 	    "keytrail_batch_step_seconds_total{step=\"checkpoint\"} %.6f\n"
 	    "keytrail_batch_step_seconds_total{step=\"commit\"} %.6f\n",
-	    ss.steps.add, ss.steps.sign, ss.steps.commit);
+	    ss.steps.add, ss.steps.index, ss.steps.sign, ss.steps.commit);
 	metric(&b, "# TYPE keytrail_batch_size histogram\n");
 	for (int i = 0; i < 8; i++) {
 		static const char *const bl[] = { "1", "7", "63", "511", "4095",

@@ -125,6 +125,7 @@ seq_run_batch(struct seq *s, struct seq_req *head, size_t n)
 	pthread_mutex_lock(&s->mu);
 	s->stats.commit_seconds += t0;
 	s->stats.steps.add += steps.add;
+	s->stats.steps.index += steps.index;
 	s->stats.steps.sign += steps.sign;
 	s->stats.steps.commit += steps.commit;
 	if (rc == KT_OK) {

@@ -1546,23 +1546,25 @@ store_append(struct store *s, struct store_item *items, size_t n,
 	}
 	for (size_t i = 0; i < n && w.rc == KT_OK; i++)
 		wtx_add(&w, &items[i], &s->res[i]);
+	s->last.add = store_lap(&t);
 	if (w.size != w.size0) {
 		wtx_ix_flush(&w);
 		wtx_tab_merges(&w);
 		wtx_tabs_save(&w);
 		wtx_ix_freeze(&w);
+		s->last.index = store_lap(&t);
 	}
 	if (w.rc == KT_OK && w.size == w.size0) {
 		/* Nothing new: nothing to write or sign. */
 		wtx_latest(&w, note_out);
-		s->last.add = store_lap(&t);
+		s->last.add += store_lap(&t);
 		if ((rc = wtx_end(&w, 0)) != KT_OK)
 			goto fail;
 	} else {
 		for (int l = 0; l < STORE_LEVELS; l++)
 			if (s->levels[l].loaded && s->levels[l].dirty)
 				wtx_level_flush(&w, l);
-		s->last.add = store_lap(&t);
+		s->last.add += store_lap(&t);
 		if (w.rc == KT_OK &&
 		    (rc = kt_tree_hash(w.size, wtx_read_hashes, &w, &root)))
 			wtx_fail(&w, KT_EINTERNAL, "computing root %llu: %s",

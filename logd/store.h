@@ -202,12 +202,14 @@ int store_append(struct store *s, struct store_item *items, size_t n,
 
 /*
  * Where the last store_append call spent its time, in seconds: looking up
- * and writing the items (add), building, checking and signing the new
+ * and writing the items (add), moving index rows into index tables and
+ * merging them (index), building, checking and signing the new
  * checkpoint (sign), and committing with fsync (commit).  A step the call
  * did not reach counts 0.  Call from the thread that appends.
  */
 struct store_times {
 	double add;
+	double index;
 	double sign;
 	double commit;
 };

@@ -12,7 +12,8 @@
 #             sets index_buffer_entries, default the daemon's);
 #   batches   from the daemon's /metrics over the appends: entries per
 #             batch, and the milliseconds per batch spent adding the
-#             entries, making the checkpoint and committing (fsync);
+#             entries, moving index rows into index tables, making the
+#             checkpoint and committing (fsync);
 #   memory    the daemon's anonymous resident memory (LMDB's map is
 #             file-backed and not counted);
 #   disk      bytes of the log's LMDB files per entry.
@@ -87,20 +88,22 @@ request = function()
 end
 EOF
 
-# The batch counters of /metrics, on one line: batches entries add ckpt commit.
+# The batch counters of /metrics, on one line: batches entries add index
+# ckpt commit.
 batch_counters() {
 	curl -sf "$url/metrics" | awk '
 		/^keytrail_batches_total / { b = $2 }
 		/^keytrail_entries_appended_total / { e = $2 }
 		/^keytrail_batch_step_seconds_total\{step="add"\}/ { a = $2 }
+		/^keytrail_batch_step_seconds_total\{step="index"\}/ { x = $2 }
 		/^keytrail_batch_step_seconds_total\{step="checkpoint"\}/ { c = $2 }
 		/^keytrail_batch_step_seconds_total\{step="commit"\}/ { m = $2 }
-		END { print b, e, a, c, m }'
+		END { print b, e, a, x, c, m }'
 }
 
-printf '%10s %14s %18s %12s %14s %10s %24s\n' entries proof-p50/p99 \
+printf '%10s %14s %18s %12s %14s %10s %30s\n' entries proof-p50/p99 \
     appends/s append-p50/p99 disk-B/entry RSS-anon \
-    'per batch: n add/ckpt/commit'
+    'per batch: n add/index/ckpt/commit'
 
 have=0
 for want in $sizes; do
@@ -127,11 +130,11 @@ for want in $sizes; do
 	"$build/tools/keytrail" bench append --url "$url" --data "$data" \
 	    -n "$appends" -c 64 >"$tmp/append.txt"
 	steps=$(echo "$before $(batch_counters)" | awk '{
-		b = $6 - $1
+		b = $7 - $1
 		if (b <= 0) { print "-"; exit }
-		printf "%.0f %.2f/%.2f/%.2f ms", ($7 - $2) / b,
-		    ($8 - $3) * 1000 / b, ($9 - $4) * 1000 / b,
-		    ($10 - $5) * 1000 / b }')
+		printf "%.0f %.2f/%.2f/%.2f/%.2f ms", ($8 - $2) / b,
+		    ($9 - $3) * 1000 / b, ($10 - $4) * 1000 / b,
+		    ($11 - $5) * 1000 / b, ($12 - $6) * 1000 / b }')
 	rss=$(awk '/^RssAnon:/ { print $2 " " $3 }' "/proc/$logd_pid/status")
 	rate=$(awk '/durable appends/ { print $3 }' "$tmp/append.txt")
 	alat=$(awk '/latency p50/ { print $5 "/" $7 }' "$tmp/append.txt")
@@ -140,7 +143,7 @@ for want in $sizes; do
 		cat "$tmp/append.txt" >&2
 		exit 1
 	}
-	printf '%10s %14s %18s %12s %14s %10s %24s\n' "$size" "$p50/$p99" \
+	printf '%10s %14s %18s %12s %14s %10s %30s\n' "$size" "$p50/$p99" \
 	    "$rate" "$alat ms" $((disk / size)) "$rss" "$steps"
 	have=$(tree_size)
 	stop

@@ -1170,8 +1170,8 @@ test_gzip_metrics_reload(void **state)
 		 * The batches' steps (in store_append) add up to no more
 		 * than the time in store_append.
 		 */
-		static const char *const step[] = { "add", "checkpoint",
-			"commit" };
+		static const char *const step[] = { "add", "index",
+			"checkpoint", "commit" };
 		const char *p;
 		double total, sum = 0;
 
@@ -1181,7 +1181,7 @@ test_gzip_metrics_reload(void **state)
 		total = strtod(
 		    p + strlen("\nkeytrail_commit_seconds_total "), NULL);
 		assert_true(total > 0);
-		for (size_t i = 0; i < 3; i++) {
+		for (size_t i = 0; i < 4; i++) {
 			char line[96];
 			double v;
 
@@ -1190,11 +1190,12 @@ test_gzip_metrics_reload(void **state)
 			    step[i]);
 			assert_non_null(p = strstr((char *)r.body.p, line));
 			v = strtod(p + strlen(line), NULL);
-			assert_true(v > 0);
+			/* Moving index rows may take no measurable time. */
+			assert_true(i == 1 ? v >= 0 : v > 0);
 			sum += v;
 		}
-		/* Each of the four figures is rounded to the microsecond. */
-		assert_true(sum <= total + 4e-6);
+		/* Each of the five figures is rounded to the microsecond. */
+		assert_true(sum <= total + 5e-6);
 	}
 	e2e_resp_free(&r);
 
