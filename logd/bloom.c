@@ -8,10 +8,13 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define BLOOM_BITS_PER_ENTRY 20
 #define BLOOM_PROBES 7
 #define BLOOM_FORMAT 1
+/* Filters this large are allocated in (transparent) huge pages. */
+#define BLOOM_HUGE ((size_t)2 << 20)
 /* Blocks at most: 2^32 - 1 blocks of 64 bytes is far past any table. */
 #define BLOOM_BLOCKS_MAX UINT32_MAX
 
@@ -66,8 +69,24 @@ bloom_init(struct bloom *b, uint64_t entries)
 		return KT_ENOMEM;
 	b->blocks = (uint32_t)blocks;
 	b->len = BLOOM_HEADER + (size_t)blocks * BLOOM_BLOCK;
-	if ((b->bits = calloc(1, b->len)) == NULL)
+	if (b->len >= BLOOM_HUGE) {
+		/*
+		 * Every add lands on a random block: in 4 KiB pages nearly
+		 * each is a TLB miss too, so a large filter asks for huge
+		 * pages (a hint; without them it works the same).
+		 */
+		size_t cap =
+		    (b->len + BLOOM_HUGE - 1) / BLOOM_HUGE * BLOOM_HUGE;
+		void *m = NULL;
+
+		if (posix_memalign(&m, BLOOM_HUGE, cap) != 0)
+			return KT_ENOMEM;
+		(void)madvise(m, cap, MADV_HUGEPAGE);
+		memset(m, 0, b->len);
+		b->bits = m;
+	} else if ((b->bits = calloc(1, b->len)) == NULL) {
 		return KT_ENOMEM;
+	}
 	b->bits[0] = BLOOM_FORMAT;
 	kt_put_u32be(b->bits + 4, b->blocks);
 	return KT_OK;
@@ -80,9 +99,9 @@ bloom_free(struct bloom *b)
 	memset(b, 0, sizeof(*b));
 }
 
-/* The block of hash h among n, and the probe bits within it (from g). */
+/* The block of hash h among n (the probe bits within it come from g). */
 static size_t
-bloom_block(uint64_t h, uint32_t n)
+bloom_block_index(uint64_t h, uint32_t n)
 {
 	return (size_t)(((h >> 32) * (uint64_t)n) >> 32);
 }
@@ -91,32 +110,55 @@ void
 bloom_add(struct bloom *b, uint8_t kind, const uint8_t *p, size_t len)
 {
 	uint64_t h = bloom_hash(kind, p, len), g = finish(h + P2);
-	uint8_t *blk =
-	    b->bits + BLOOM_HEADER + bloom_block(h, b->blocks) * BLOOM_BLOCK;
+	uint8_t *blk = b->bits + BLOOM_HEADER +
+	    bloom_block_index(h, b->blocks) * BLOOM_BLOCK;
 
 	for (int i = 0; i < BLOOM_PROBES; i++, g >>= 9)
 		blk[(g & 511) >> 3] |= (uint8_t)(1u << (g & 7));
+}
+
+void
+bloom_probe_init(
+    struct bloom_probe *pr, uint8_t kind, const uint8_t *p, size_t len)
+{
+	pr->h = bloom_hash(kind, p, len);
+	pr->g = finish(pr->h + P2);
+}
+
+const uint8_t *
+bloom_block(const uint8_t *f, size_t flen, const struct bloom_probe *pr)
+{
+	uint32_t n;
+
+	if (f == NULL || flen < BLOOM_HEADER || f[0] != BLOOM_FORMAT)
+		return NULL;
+	n = kt_get_u32be(f + 4);
+	if (n == 0 || (flen - BLOOM_HEADER) / BLOOM_BLOCK != n ||
+	    (flen - BLOOM_HEADER) % BLOOM_BLOCK != 0)
+		return NULL;
+	return f + BLOOM_HEADER + bloom_block_index(pr->h, n) * BLOOM_BLOCK;
+}
+
+int
+bloom_block_maybe(const uint8_t *blk, const struct bloom_probe *pr)
+{
+	uint64_t g = pr->g;
+
+	for (int i = 0; i < BLOOM_PROBES; i++, g >>= 9)
+		if (!(blk[(g & 511) >> 3] & (1u << (g & 7))))
+			return 0;
+	return 1;
 }
 
 int
 bloom_maybe(
     const uint8_t *f, size_t flen, uint8_t kind, const uint8_t *p, size_t len)
 {
-	uint64_t h, g;
+	struct bloom_probe pr;
 	const uint8_t *blk;
-	uint32_t n;
 
-	if (f == NULL || flen < BLOOM_HEADER || f[0] != BLOOM_FORMAT)
+	bloom_probe_init(&pr, kind, p, len);
+	if ((blk = bloom_block(f, flen, &pr)) == NULL)
 		return 1;
-	n = kt_get_u32be(f + 4);
-	if (n == 0 || (flen - BLOOM_HEADER) / BLOOM_BLOCK != n ||
-	    (flen - BLOOM_HEADER) % BLOOM_BLOCK != 0)
-		return 1;
-	h = bloom_hash(kind, p, len);
-	g = finish(h + P2);
-	blk = f + BLOOM_HEADER + bloom_block(h, n) * BLOOM_BLOCK;
-	for (int i = 0; i < BLOOM_PROBES; i++, g >>= 9)
-		if (!(blk[(g & 511) >> 3] & (1u << (g & 7))))
-			return 0;
-	return 1;
+	return bloom_block_maybe(blk, &pr);
 }

@@ -44,4 +44,19 @@ void bloom_add(struct bloom *b, uint8_t kind, const uint8_t *p, size_t len);
 int bloom_maybe(
     const uint8_t *f, size_t flen, uint8_t kind, const uint8_t *p, size_t len);
 
+/*
+ * The same test in steps, for one key against many filters: hash the key
+ * once (bloom_probe_init), find each filter's block (bloom_block, NULL if
+ * the filter is not well formed: "maybe") so that all of them can be
+ * fetched from memory at once, then test each (bloom_block_maybe).
+ */
+struct bloom_probe {
+	uint64_t h, g;
+};
+void bloom_probe_init(
+    struct bloom_probe *pr, uint8_t kind, const uint8_t *p, size_t len);
+const uint8_t *bloom_block(
+    const uint8_t *f, size_t flen, const struct bloom_probe *pr);
+int bloom_block_maybe(const uint8_t *blk, const struct bloom_probe *pr);
+
 #endif

@@ -650,16 +650,18 @@ wtx_find_dedup(struct store_wtx *w, struct kt_bytes digest,
 {
 	uint8_t t[STORE_TABLE_KEY_MAX], *k = t + 1;
 	size_t plen = 1 + digest.len;
+	uint64_t cand;
 	int found;
 
 	(void)store_index_key(k, digest.p, digest.len, 0);
 	found = wtx_dedup_in(w, w->s->dbi[DB_BYDIGEST], k, plen, d, index);
 	/* Then the index tables, as the B-tree's rows prefixed with 5. */
 	t[0] = DB_BYDIGEST;
+	cand = found || w->rc != KT_OK ? 0
+				       : store_tabs_candidates(w->s, w->txn,
+					     &w->tabs, DB_BYDIGEST, k, plen);
 	for (unsigned i = w->tabs.n; i-- > 0 && !found && w->rc == KT_OK;)
-		if ((w->tabs.t[i].flags & TAB_LIVE) &&
-		    store_tabs_maybe(w->s, w->txn, &w->tabs, w->tabs.t[i].slot,
-			DB_BYDIGEST, k, plen))
+		if (cand >> i & 1)
 			found = wtx_dedup_in(w,
 			    w->s->dbi[DB_TABLE0 + w->tabs.t[i].slot], t,
 			    plen + 1, d, index);

@@ -219,15 +219,16 @@ void store_tabs_encode(const struct store_tabs *t, uint8_t *out, size_t *len);
  */
 int store_tabs_leaf(struct store *s, MDB_txn *txn, struct store_tabs *t,
     const uint8_t *leaf, uint64_t *index);
-/*
- * 0 if the live table of slot certainly holds no key (kind, p[0..len)),
- * by its filter; else 1.  Reads the filters on first use.
- */
-int store_tabs_maybe(struct store *s, MDB_txn *txn, struct store_tabs *t,
-    unsigned slot, uint8_t kind, const uint8_t *p, size_t len);
 int store_tabs_search(const struct store *s, MDB_txn *txn,
     const struct store_tabs *t, enum store_dbi db, const uint8_t *prefix,
     size_t plen, uint64_t after, uint64_t *out, size_t max, size_t *nout);
+/*
+ * The live tables of t (bit i for t->t[i]) that may hold the key (kind,
+ * p[0..len)) by their filters: the others certainly do not.  Reads the
+ * filters on first use in the transaction.
+ */
+uint64_t store_tabs_candidates(struct store *s, MDB_txn *txn,
+    struct store_tabs *t, uint8_t kind, const uint8_t *p, size_t len);
 /*
  * Collects the leaf indexes of dbi's rows whose key is pre (plen bytes)
  * then a leaf index, from the key start (slen bytes) on, at most max, in

@@ -67,30 +67,57 @@ store_tabs_encode(const struct store_tabs *t, uint8_t *out, size_t *len)
 	*len = (size_t)(p - out);
 }
 
-int
-store_tabs_maybe(struct store *s, MDB_txn *txn, struct store_tabs *t,
-    unsigned slot, uint8_t kind, const uint8_t *p, size_t len)
+/* Points t->bf at the filters of t's live tables, once per transaction. */
+static void
+store_tabs_filters(const struct store *s, MDB_txn *txn, struct store_tabs *t)
 {
-	int maybe;
+	if (t->bf_loaded)
+		return;
+	memset(t->bf, 0, sizeof(t->bf));
+	for (unsigned i = 0; i < t->n; i++) {
+		uint8_t k = t->t[i].slot;
+		MDB_val key = store_val(&k, 1), v;
 
-	if (!t->bf_loaded) {
-		memset(t->bf, 0, sizeof(t->bf));
-		for (unsigned i = 0; i < t->n; i++) {
-			uint8_t k = t->t[i].slot;
-			MDB_val key = store_val(&k, 1), v;
-
-			if (!(t->t[i].flags & TAB_LIVE) ||
-			    mdb_get(txn, s->dbi[DB_BLOOMS], &key, &v) != 0)
-				continue; /* no filter: look in the table */
-			t->bf[k] = v.mv_data;
-			t->bflen[k] = v.mv_size;
-		}
-		t->bf_loaded = 1;
+		if (!(t->t[i].flags & TAB_LIVE) ||
+		    mdb_get(txn, s->dbi[DB_BLOOMS], &key, &v) != 0)
+			continue; /* no filter: look in the table */
+		t->bf[k] = v.mv_data;
+		t->bflen[k] = v.mv_size;
 	}
-	maybe = slot >= STORE_TABLES || t->bf[slot] == NULL ||
-	    bloom_maybe(t->bf[slot], t->bflen[slot], kind, p, len);
-	atomic_fetch_add_explicit(maybe ? &s->probes_read : &s->probes_skipped,
-	    1, memory_order_relaxed);
+	t->bf_loaded = 1;
+}
+
+uint64_t
+store_tabs_candidates(struct store *s, MDB_txn *txn, struct store_tabs *t,
+    uint8_t kind, const uint8_t *p, size_t len)
+{
+	const uint8_t *blk[STORE_TABLES];
+	struct bloom_probe pr;
+	uint64_t maybe = 0, skipped = 0;
+
+	store_tabs_filters(s, txn, t);
+	bloom_probe_init(&pr, kind, p, len);
+	/* Every filter's block first, so the memory reads overlap. */
+	for (unsigned i = 0; i < t->n; i++) {
+		unsigned slot = t->t[i].slot;
+
+		blk[i] = NULL;
+		if ((t->t[i].flags & TAB_LIVE) && t->bf[slot] != NULL &&
+		    (blk[i] = bloom_block(t->bf[slot], t->bflen[slot], &pr)))
+			__builtin_prefetch(blk[i]);
+	}
+	for (unsigned i = 0; i < t->n; i++) {
+		if (!(t->t[i].flags & TAB_LIVE))
+			continue;
+		if (blk[i] == NULL || bloom_block_maybe(blk[i], &pr))
+			maybe |= UINT64_C(1) << i;
+		else
+			skipped++;
+	}
+	atomic_fetch_add_explicit(&s->probes_read,
+	    (uint64_t)__builtin_popcountll(maybe), memory_order_relaxed);
+	atomic_fetch_add_explicit(
+	    &s->probes_skipped, skipped, memory_order_relaxed);
 	return maybe;
 }
 
@@ -100,16 +127,16 @@ store_tabs_leaf(struct store *s, MDB_txn *txn, struct store_tabs *t,
 {
 	uint8_t k[1 + KT_HASH_SIZE];
 	MDB_val key, v;
+	uint64_t cand;
 	int mrc;
 
 	k[0] = DB_BYHASH;
 	memcpy(k + 1, leaf, KT_HASH_SIZE);
 	key = store_val(k, sizeof(k));
+	cand = store_tabs_candidates(s, txn, t, DB_BYHASH, leaf, KT_HASH_SIZE);
 	/* Newest first: a duplicate is most often of a recent entry. */
 	for (unsigned i = t->n; i-- > 0;) {
-		if (!(t->t[i].flags & TAB_LIVE) ||
-		    !store_tabs_maybe(
-			s, txn, t, t->t[i].slot, DB_BYHASH, leaf, KT_HASH_SIZE))
+		if (!(cand >> i & 1))
 			continue;
 		mrc = mdb_get(txn, s->dbi[DB_TABLE0 + t->t[i].slot], &key, &v);
 		if (mrc == MDB_NOTFOUND)
