@@ -3,7 +3,10 @@
 # to each size in turn, and at each size, through HTTP on 127.0.0.1:
 #
 #   proofs    latency of single inclusion-proof requests at random indexes
-#             (wrk, one connection, after a warm-up pass), p50 / p99;
+#             (wrk, one connection, after a warm-up pass), p50 / p99, and
+#             the p50 as a ratio to the baseline measured just before and
+#             after it: GET /checkpoint, the same HTTP path with no tree
+#             walk (the machine's speed moves between sizes);
 #   appends   keytrail bench append: durable appends through POST
 #             /v1/entries with signature verification, every proof checked:
 #             KT_GROWTH_APPENDS of them (default 131072, two runs of the
@@ -69,6 +72,20 @@ tree_size() {
 	curl -sf "$url/checkpoint" | sed -n 2p
 }
 
+# A wrk latency ("55.00us", "1.32ms", "2.01s") in microseconds.
+wrk_us() {
+	echo "$1" | awk '{ v = $1 + 0
+		if ($1 ~ /ms$/) v *= 1000; else if ($1 ~ /[^mu]s$/) v *= 1e6
+		print v }'
+}
+
+# The baseline of proof latency, measured next to it: p50 in microseconds
+# of GET /checkpoint (the same HTTP path, no tree walk), one connection.
+ckpt_p50() {
+	wrk -t1 -c1 -d3s --latency "$url/checkpoint" >"$tmp/ck.txt"
+	wrk_us "$(awk '$1 == "50%" { print $2 }' "$tmp/ck.txt")"
+}
+
 # First start: the development setup.  Room for ten million entries.
 start
 stop
@@ -101,8 +118,8 @@ batch_counters() {
 		END { print b, e, a, x, c, m }'
 }
 
-printf '%10s %14s %18s %12s %14s %10s %30s\n' entries proof-p50/p99 \
-    appends/s append-p50/p99 disk-B/entry RSS-anon \
+printf '%10s %14s %9s %10s %14s %12s %10s %30s\n' entries proof-p50/p99 \
+    /ckpt-p50 appends/s append-p50/p99 disk-B/entry RSS-anon \
     'per batch: n add/index/ckpt/commit'
 
 have=0
@@ -113,17 +130,22 @@ for want in $sizes; do
 	fi
 	start
 	size=$(tree_size)
-	# Warm-up pass over other indexes, then the measured one.
+	# Warm-up pass over other indexes, then the measured one, between
+	# two runs of the baseline.
 	KT_SIZE=$size KT_SEED=1 wrk -t1 -c4 -d3s -s "$tmp/proof.lua" "$url" \
 	    >/dev/null
+	ck1=$(ckpt_p50)
 	KT_SIZE=$size KT_SEED=2 wrk -t1 -c1 -d5s --latency -s "$tmp/proof.lua" \
 	    "$url" >"$tmp/wrk.txt"
+	ck2=$(ckpt_p50)
 	grep -q 'Non-2xx' "$tmp/wrk.txt" && {
 		echo "bench-growth: proof requests failed" >&2
 		cat "$tmp/wrk.txt" >&2
 		exit 1
 	}
 	p50=$(awk '$1 == "50%" { print $2 }' "$tmp/wrk.txt")
+	rel=$(echo "$(wrk_us "$p50") $ck1 $ck2" |
+	    awk '{ printf "%.2fx", $1 / (($2 + $3) / 2) }')
 	p99=$(awk '$1 == "99%" { print $2 }' "$tmp/wrk.txt")
 	disk=$(du -B1 -s "$data/log" | awk '{ print $1 }')
 	before=$(batch_counters)
@@ -143,8 +165,9 @@ for want in $sizes; do
 		cat "$tmp/append.txt" >&2
 		exit 1
 	}
-	printf '%10s %14s %18s %12s %14s %10s %30s\n' "$size" "$p50/$p99" \
-	    "$rate" "$alat ms" $((disk / size)) "$rss" "$steps"
+	printf '%10s %14s %9s %10s %14s %12s %10s %30s\n' "$size" \
+	    "$p50/$p99" "$rel" "$rate" "$alat ms" $((disk / size)) "$rss" \
+	    "$steps"
 	have=$(tree_size)
 	stop
 done
