@@ -707,44 +707,36 @@ test_store_reopen_keeps_log(void **state)
 	    store_open(f->dir, ORIGIN, 4096, &s2, err, sizeof(err)), KT_EINVAL);
 
 	/*
-	 * Schema 1 (every index row in its B-tree) is refused, with the way
-	 * out named, until it is upgraded; an upgrade of a current log
-	 * changes nothing.
+	 * Schema 1 (every index row in its B-tree) and schema 2 (full runs
+	 * merged into the B-trees) are refused, with the way out named,
+	 * until upgraded; an upgrade of a current log changes nothing.
 	 */
-	fx_open(f, 0);
-	assert_int_equal(store_debug_set_schema(f->s, 1), KT_OK);
-	store_close(f->s);
-	f->s = NULL;
-	assert_int_equal(
-	    store_open(f->dir, ORIGIN, 0, &s2, err, sizeof(err)), KT_EPARSE);
-	assert_null(s2);
-	assert_non_null(strstr(err, "--upgrade-storage"));
-	assert_int_equal(
-	    store_upgrade(f->dir, ORIGIN, 0, err, sizeof(err)), KT_OK);
-	assert_int_equal(
-	    store_upgrade(f->dir, ORIGIN, 0, err, sizeof(err)), KT_OK);
-	fx_open(f, 0);
-	check_log(f);
-	check_indexes(f);
-	store_close(f->s);
-	f->s = NULL;
+	for (int v = 1; v <= 2; v++) {
+		char want[64];
 
-	/* Schema 2 (before index tables) likewise, with its own number. */
-	fx_open(f, 0);
-	assert_int_equal(store_debug_set_schema(f->s, 2), KT_OK);
-	store_close(f->s);
-	f->s = NULL;
-	assert_int_equal(
-	    store_open(f->dir, ORIGIN, 0, &s2, err, sizeof(err)), KT_EPARSE);
-	assert_null(s2);
-	assert_non_null(strstr(err, "schema version 2 must be upgraded"));
-	assert_int_equal(
-	    store_upgrade(f->dir, ORIGIN, 0, err, sizeof(err)), KT_OK);
-	fx_open(f, 0);
-	check_log(f);
-	check_indexes(f);
-	store_close(f->s);
-	f->s = NULL;
+		fx_open(f, 0);
+		assert_int_equal(
+		    store_debug_set_schema(f->s, (uint64_t)v), KT_OK);
+		store_close(f->s);
+		f->s = NULL;
+		assert_int_equal(
+		    store_open(f->dir, ORIGIN, 0, &s2, err, sizeof(err)),
+		    KT_EPARSE);
+		assert_null(s2);
+		assert_non_null(strstr(err, "--upgrade-storage"));
+		snprintf(want, sizeof(want),
+		    "schema version %d must be upgraded", v);
+		assert_non_null(strstr(err, want));
+		for (int twice = 0; twice < 2; twice++)
+			assert_int_equal(
+			    store_upgrade(f->dir, ORIGIN, 0, err, sizeof(err)),
+			    KT_OK);
+		fx_open(f, 0);
+		check_log(f);
+		check_indexes(f);
+		store_close(f->s);
+		f->s = NULL;
+	}
 
 	/* An unknown schema version is refused. */
 	fx_open(f, 0);
@@ -760,8 +752,9 @@ test_store_reopen_keeps_log(void **state)
 /*
  * Every entry of the log is found by its leaf hash and by each search
  * index, wherever its rows are: in the buffered run, in a run being
- * merged, or in the B-trees (append_range's names: key k<seed % 5>,
- * digest d<seed>, artifact a<seed % 3> for even seeds).
+ * written out, in an index table, or in the B-trees (append_range's
+ * names: key k<seed % 5>, digest d<seed>, artifact a<seed % 3> for even
+ * seeds).
  */
 static void
 check_indexes(struct fx *f)
