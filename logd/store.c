@@ -1278,7 +1278,7 @@ wtx_tab_merges(struct store_wtx *w)
 static void
 wtx_tabs_save(struct store_wtx *w)
 {
-	uint8_t b[STORE_TABLES * 19];
+	uint8_t b[STORE_TABLES * STORE_TAB_RECORD];
 	size_t len;
 
 	if (!w->tabs_dirty || w->rc != KT_OK)

@@ -113,6 +113,7 @@ struct store_tabs {
 #define META_IXFROZEN "ixfrozen"
 /* The index tables: 19 bytes each (slot, level, flags, first, end). */
 #define META_IXTABLES "ixtables"
+#define STORE_TAB_RECORD 19
 
 /* The writer's scratch, defined and used in store.c only. */
 struct store_level;

@@ -10,9 +10,6 @@
 
 #include "store_int.h"
 
-/* One table's record in meta's "ixtables". */
-#define TAB_RECORD 19
-
 int
 store_tabs_read(const struct store *s, MDB_txn *txn, struct store_tabs *out)
 {
@@ -27,11 +24,12 @@ store_tabs_read(const struct store *s, MDB_txn *txn, struct store_tabs *out)
 		return KT_OK; /* no table yet */
 	if (mrc != 0)
 		return store_rd_error(mrc);
-	if (v.mv_size % TAB_RECORD != 0 ||
-	    v.mv_size / TAB_RECORD > STORE_TABLES)
+	if (v.mv_size % STORE_TAB_RECORD != 0 ||
+	    v.mv_size / STORE_TAB_RECORD > STORE_TABLES)
 		return KT_EPARSE;
 	p = v.mv_data;
-	for (size_t i = 0; i < v.mv_size / TAB_RECORD; i++, p += TAB_RECORD) {
+	for (size_t i = 0; i < v.mv_size / STORE_TAB_RECORD;
+	     i++, p += STORE_TAB_RECORD) {
 		struct store_tab *t = &out->t[out->n];
 		unsigned f = p[2];
 
@@ -57,7 +55,7 @@ store_tabs_encode(const struct store_tabs *t, uint8_t *out, size_t *len)
 {
 	uint8_t *p = out;
 
-	for (unsigned i = 0; i < t->n; i++, p += TAB_RECORD) {
+	for (unsigned i = 0; i < t->n; i++, p += STORE_TAB_RECORD) {
 		p[0] = t->t[i].slot;
 		p[1] = t->t[i].level;
 		p[2] = t->t[i].flags;
