@@ -935,8 +935,9 @@ test_crash_safety(void **state)
 	e2e_init(&e);
 	e2e_start(&e);
 	/*
-	 * A small index buffer: runs of index rows freeze and merge many
-	 * times under the load, and crashes land in every stage.
+	 * A small index buffer: runs of index rows freeze, are written to
+	 * index tables and merge level by level many times under the load,
+	 * and crashes land in every stage.
 	 */
 	e2e_stop(&e, SIGTERM);
 	e2e_conf_set(&e, NULL, "index_buffer_entries", json_integer(64));
