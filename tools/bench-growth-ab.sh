@@ -28,35 +28,20 @@ appends=${KT_GROWTH_APPENDS:-131072}
 tmp=$(mktemp -d /tmp/kt-growth-ab-XXXXXX)
 logd_pid=
 
-cleanup() {
-	[ -n "$logd_pid" ] && kill "$logd_pid" 2>/dev/null || true
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
+trap bench_cleanup EXIT INT TERM
 
-"$top/tools/install-deps.sh" --bench
-for t in logd/keytrail-logd tools/keytrail tools/keytrail-bench-store; do
-	[ -x "$build/$t" ] || {
-		echo "bench-growth-ab: build first (tools/test --quick)" >&2
-		exit 1
-	}
-done
+bench_prepare bench-growth-ab logd/keytrail-logd tools/keytrail \
+    tools/keytrail-bench-store
 port=$(bench_free_port)
 url="http://127.0.0.1:$port"
 bench_idle_check bench-growth-ab
 
 start() {
-	"$build/logd/keytrail-logd" --data "$1" --listen "127.0.0.1:$port" \
-	    --quiet 2>>"$tmp/logd.log" &
-	logd_pid=$!
-	bench_wait_up "$url" "$tmp/logd.log" bench-growth-ab
+	bench_logd_start "$1" bench-growth-ab
 }
 
 stop() {
-	kill "$logd_pid"
-	wait "$logd_pid" || true
-	logd_pid=
+	bench_logd_stop
 }
 
 # A copy of a data directory whose SoftHSM configuration names its own

@@ -37,35 +37,20 @@ tmp=$(mktemp -d /tmp/kt-growth-XXXXXX)
 data="$tmp/data"
 logd_pid=
 
-cleanup() {
-	[ -n "$logd_pid" ] && kill "$logd_pid" 2>/dev/null || true
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
+trap bench_cleanup EXIT INT TERM
 
-"$top/tools/install-deps.sh" --bench
-for t in logd/keytrail-logd tools/keytrail tools/keytrail-bench-store; do
-	[ -x "$build/$t" ] || {
-		echo "bench-growth: build first (tools/test --quick)" >&2
-		exit 1
-	}
-done
+bench_prepare bench-growth logd/keytrail-logd tools/keytrail \
+    tools/keytrail-bench-store
 port=$(bench_free_port)
 url="http://127.0.0.1:$port"
 bench_idle_check bench-growth
 
 start() {
-	"$build/logd/keytrail-logd" --data "$data" --listen "127.0.0.1:$port" \
-	    --quiet 2>>"$tmp/logd.log" &
-	logd_pid=$!
-	bench_wait_up "$url" "$tmp/logd.log" bench-growth
+	bench_logd_start "$data" bench-growth
 }
 
 stop() {
-	kill "$logd_pid"
-	wait "$logd_pid" || true
-	logd_pid=
+	bench_logd_stop
 }
 
 tree_size() {

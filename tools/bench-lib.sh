@@ -36,3 +36,45 @@ bench_idle_check() {
 			printf "%s: warning: the machine was %.0f%% busy before the run; figures will be low\n",
 			    name, busy * 100 / (busy + idle) > "/dev/stderr" }'
 }
+
+# Installs what the benchmarks need and checks that build/ holds each
+# program named (paths under build/).  NAME prefixes the message.  Uses
+# $top and $build.
+bench_prepare() {
+	_name=$1
+	shift
+	"$top/tools/install-deps.sh" --bench
+	for _t in "$@"; do
+		[ -x "$build/$_t" ] || {
+			echo "$_name: build first (tools/test --quick)" >&2
+			exit 1
+		}
+	done
+}
+
+# Starts keytrail-logd on data directory DATA at 127.0.0.1:$port, its log
+# appended to $tmp/logd.log, and waits until it answers; sets logd_pid.
+# bench_logd_stop stops it.  NAME prefixes the message if it does not
+# start.
+bench_logd_start() {
+	"$build/logd/keytrail-logd" --data "$1" --listen "127.0.0.1:$port" \
+	    --quiet 2>>"$tmp/logd.log" &
+	logd_pid=$!
+	bench_wait_up "http://127.0.0.1:$port" "$tmp/logd.log" "$2"
+}
+
+bench_logd_stop() {
+	kill "$logd_pid"
+	wait "$logd_pid" || true
+	logd_pid=
+}
+
+# On exit: stops the daemon and nginx the script started ($logd_pid,
+# $nginx_pid, either may be empty or unset) and removes $tmp.  Scripts
+# install it with: trap bench_cleanup EXIT INT TERM
+bench_cleanup() {
+	[ -n "${logd_pid:-}" ] && kill "$logd_pid" 2>/dev/null || true
+	[ -n "${nginx_pid:-}" ] && kill "$nginx_pid" 2>/dev/null || true
+	wait 2>/dev/null || true
+	rm -rf "$tmp"
+}

@@ -26,13 +26,7 @@ conns=${3:-128}
 tmp=$(mktemp -d /tmp/kt-bench-XXXXXX)
 logd_pid= nginx_pid=
 
-cleanup() {
-	[ -n "$logd_pid" ] && kill "$logd_pid" 2>/dev/null || true
-	[ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null || true
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
+trap bench_cleanup EXIT INT TERM
 
 "$top/tools/install-deps.sh" --bench
 for tool in wrk nginx curl; do
