@@ -1119,18 +1119,23 @@ store_key_cmp(const MDB_val *a, const MDB_val *b)
 static void
 wtx_tab_merge_slice(struct store_wtx *w, struct store_tab *t)
 {
-	MDB_cursor *src[STORE_TABLE_FANOUT], *dst = NULL;
-	MDB_val sk[STORE_TABLE_FANOUT], sv[STORE_TABLE_FANOUT], k, v;
+	MDB_cursor *src[STORE_TABLE_MERGE_MAX], *dst = NULL;
+	MDB_val sk[STORE_TABLE_MERGE_MAX], sv[STORE_TABLE_MERGE_MAX], k, v;
 	uint8_t last[STORE_TABLE_KEY_MAX], level = t->level, slot = t->slot;
 	uint8_t kb[STORE_TABLE_KEY_MAX], vb[IXBUF_VAL_MAX];
-	int live[STORE_TABLE_FANOUT], mrc, any = 0;
+	int live[STORE_TABLE_MERGE_MAX], mrc, any = 0;
 	size_t budget = wtx_budget(w), lastlen = 0, ns = 0;
 
 	for (unsigned i = 0; i < w->tabs.n && w->rc == KT_OK; i++) {
 		if (!(w->tabs.t[i].flags & TAB_SOURCE) ||
 		    w->tabs.t[i].level + 1 != level)
 			continue;
-		STORE_ASSERT(ns < STORE_TABLE_FANOUT);
+		if (ns == STORE_TABLE_MERGE_MAX) {
+			wtx_fail(w, KT_EPARSE,
+			    "an index table merge has more than %d sources",
+			    STORE_TABLE_MERGE_MAX);
+			break;
+		}
 		if ((mrc = mdb_cursor_open(w->txn,
 			 w->s->dbi[DB_TABLE0 + w->tabs.t[i].slot], &src[ns])) !=
 		    0) {

@@ -68,14 +68,17 @@ enum store_dbi {
  * table number (3 byhash .. 6 byartifact) then its key in that B-tree.
  */
 #define STORE_TABLES (DB_COUNT - DB_TABLE0)
-#define STORE_TABLE_FANOUT 4
+#define STORE_TABLE_FANOUT 8
+/* Sources a merge may have (more than the fanout: room to change it). */
+#define STORE_TABLE_MERGE_MAX 16
 #define STORE_TABLE_KEY_MAX (1 + STORE_INDEX_KEY_MAX)
 /*
  * Tables up to this level get a Bloom filter (bloom.h), built while they
  * are written: its memory is bounded by the largest such table (about
- * 2.5 bytes per entry), and above it there are few tables to probe.
+ * 2.5 bytes per entry: 10.5 MB for a table of level 2 at the default
+ * run), and above it there are few tables to probe.
  */
-#define STORE_BLOOM_LEVEL_MAX 3
+#define STORE_BLOOM_LEVEL_MAX 2
 /* A table's state (struct store_tab flags). */
 #define TAB_LIVE 1   /* complete: lookups read it */
 #define TAB_SOURCE 2 /* live, and being merged into the next level */

@@ -62,7 +62,7 @@ struct fx {
 	struct store *s;
 	struct kt_memtree *mt;
 	struct signer sg;
-	uint64_t signed_sizes[128];
+	uint64_t signed_sizes[512];
 	size_t nsigned;
 	uint8_t *ebuf; /* scratch for one entry */
 };
@@ -247,7 +247,7 @@ append_range(struct fx *f, uint64_t first, size_t count, size_t big, char *err,
 		assert_int_equal(size, size0 + count);
 		expected_note(f, size, &want);
 		assert_buf_equal(&note, &want);
-		assert_true(f->nsigned < 128);
+		assert_true(f->nsigned < 512);
 		f->signed_sizes[f->nsigned++] = size;
 	} else {
 		assert_int_equal(note.len, 0);
@@ -822,8 +822,8 @@ test_store_index_buffer_runs(void **state)
 	int merging_seen = 0, settled_seen = 0, tab_merges_seen = 0;
 	unsigned levels_seen = 0;
 
-	store_set_ixbuf_entries(f->s, 40);
-	for (size_t r = 0; r < 5 * sizeof(batches) / sizeof(batches[0]); r++) {
+	store_set_ixbuf_entries(f->s, 16);
+	for (size_t r = 0; r < 20 * sizeof(batches) / sizeof(batches[0]); r++) {
 		size_t n = batches[r % (sizeof(batches) / sizeof(batches[0]))];
 
 		append_ok(f, first, n, 0);
@@ -833,24 +833,24 @@ test_store_index_buffer_runs(void **state)
 		merging_seen |= st.ixbuf_merging;
 		settled_seen |= !st.ixbuf_merging && st.ixbuf_entries < first;
 		/* At most a run being merged, and the run filling. */
-		assert_true(st.ixbuf_entries <= 2 * (40 + 120));
+		assert_true(st.ixbuf_entries <= 2 * (16 + 120));
 		/*
-		 * Index tables: a level holds fewer than 4 tables at rest,
-		 * and up to 4 merging and some waiting.
+		 * Index tables: a level holds fewer than 8 tables at rest,
+		 * and up to 8 merging and some waiting.
 		 */
 		tab_merges_seen |= st.ixmerges > 0;
 		if (st.ixlevels > levels_seen)
 			levels_seen = st.ixlevels;
-		assert_true(st.ixtables <= 8 * st.ixlevels);
+		assert_true(st.ixtables <= 16 * st.ixlevels);
 		if (r % 4 == 3) {
 			/* A restart: the runs come back from the tables. */
 			store_close(f->s);
 			f->s = NULL;
 			fx_open(f, 0);
-			store_set_ixbuf_entries(f->s, 40);
+			store_set_ixbuf_entries(f->s, 16);
 		}
-		if (r % 5 == 0 ||
-		    r + 1 == 5 * sizeof(batches) / sizeof(batches[0]))
+		if (r % 10 == 0 ||
+		    r + 1 == 20 * sizeof(batches) / sizeof(batches[0]))
 			check_indexes(f);
 		/* Old entries again: duplicates, at their own indexes. */
 		{
@@ -906,7 +906,7 @@ test_store_index_buffer_runs(void **state)
 	}
 	assert_true(merging_seen);
 	assert_true(settled_seen);
-	/* Runs of 40 to 160 entries, 3,100 entries: levels 0, 1 and 2. */
+	/* Runs of 16 to 136 entries, 12,400 entries: levels 0, 1 and 2. */
 	assert_true(tab_merges_seen);
 	assert_int_equal(levels_seen, 3);
 	/*
