@@ -1055,11 +1055,14 @@ wtx_ix_flush(struct store_wtx *w)
 
 	if (s->ixfrz == NULL || w->rc != KT_OK)
 		return;
-	if ((t = wtx_tab_target(w, 0)) == NULL &&
-	    (t = wtx_tab_new(w, 0, ixbuf_first(s->ixfrz),
-		 ixbuf_first(s->ixfrz) + ixbuf_entries(s->ixfrz))) == NULL)
-		return;
-	if (s->ixpos == 0) {
+	if ((t = wtx_tab_target(w, 0)) == NULL) {
+		/* A new table comes emptied, with a fresh filter. */
+		if ((t = wtx_tab_new(w, 0, ixbuf_first(s->ixfrz),
+			 ixbuf_first(s->ixfrz) + ixbuf_entries(s->ixfrz))) ==
+		    NULL)
+			return;
+	} else if (s->ixpos == 0) {
+		/* The table of a run begun before a restart: again. */
 		if ((mrc = mdb_drop(w->txn, s->dbi[DB_TABLE0 + t->slot], 0))) {
 			wtx_mdb(w, mrc, "emptying an index table");
 			return;
