@@ -102,6 +102,153 @@ out:
 	return rc;
 }
 
+/*
+ * 1/s mod n by the binary extended Euclidean algorithm on 64-bit limbs
+ * (least significant first).  BN_mod_inverse() does the same steps
+ * through a library call per shift and subtraction, and was half the
+ * cost of a check.  Nothing here is secret (s is part of a signature), so
+ * the branches may depend on the values.
+ */
+static const uint64_t ecv_order[4] = {
+	UINT64_C(0xf3b9cac2fc632551),
+	UINT64_C(0xbce6faada7179e84),
+	UINT64_C(0xffffffffffffffff),
+	UINT64_C(0xffffffff00000000),
+};
+
+/* a += b; returns the carry out. */
+static uint64_t
+u256_add(uint64_t a[4], const uint64_t b[4])
+{
+	uint64_t c = 0;
+
+	for (int i = 0; i < 4; i++) {
+		uint64_t t = a[i] + c;
+
+		c = t < c;
+		a[i] = t + b[i];
+		c += a[i] < t;
+	}
+	return c;
+}
+
+/* a -= b; returns the borrow out. */
+static uint64_t
+u256_sub(uint64_t a[4], const uint64_t b[4])
+{
+	uint64_t bw = 0;
+
+	for (int i = 0; i < 4; i++) {
+		uint64_t t = a[i] - b[i];
+		uint64_t nb = a[i] < b[i];
+
+		nb |= t < bw;
+		a[i] = t - bw;
+		bw = nb;
+	}
+	return bw;
+}
+
+/* a >>= 1, with top shifted in as bit 255. */
+static void
+u256_half(uint64_t a[4], uint64_t top)
+{
+	for (int i = 0; i < 3; i++)
+		a[i] = (a[i] >> 1) | (a[i + 1] << 63);
+	a[3] = (a[3] >> 1) | (top << 63);
+}
+
+/* -1, 0 or 1 as a <, = or > b. */
+static int
+u256_cmp(const uint64_t a[4], const uint64_t b[4])
+{
+	for (int i = 3; i >= 0; i--)
+		if (a[i] != b[i])
+			return a[i] < b[i] ? -1 : 1;
+	return 0;
+}
+
+static int
+u256_is_one(const uint64_t a[4])
+{
+	return a[0] == 1 && (a[1] | a[2] | a[3]) == 0;
+}
+
+/* x/2 mod n, for x < n: (x + n)/2 when x is odd. */
+static void
+ecv_half_mod(uint64_t x[4])
+{
+	uint64_t top = 0;
+
+	if (x[0] & 1)
+		top = u256_add(x, ecv_order);
+	u256_half(x, top);
+}
+
+/* a - b mod n, for a, b < n. */
+static void
+ecv_sub_mod(uint64_t a[4], const uint64_t b[4])
+{
+	if (u256_sub(a, b))
+		(void)u256_add(a, ecv_order);
+}
+
+/*
+ * w = 1/a mod n for 0 < a < n.  Invariants: x1*a = u and x2*a = v
+ * (mod n), and gcd(u, v) = gcd(a, n) = 1 since n is prime; each round
+ * makes u or v smaller, so one of them reaches 1.
+ */
+static void
+ecv_inverse(const uint64_t a[4], uint64_t w[4])
+{
+	uint64_t u[4], v[4], x1[4] = { 1, 0, 0, 0 }, x2[4] = { 0, 0, 0, 0 };
+
+	memcpy(u, a, sizeof(u));
+	memcpy(v, ecv_order, sizeof(v));
+	while (!u256_is_one(u) && !u256_is_one(v)) {
+		while ((u[0] & 1) == 0) {
+			u256_half(u, 0);
+			ecv_half_mod(x1);
+		}
+		while ((v[0] & 1) == 0) {
+			u256_half(v, 0);
+			ecv_half_mod(x2);
+		}
+		if (u256_cmp(u, v) >= 0) {
+			(void)u256_sub(u, v);
+			ecv_sub_mod(x1, x2);
+		} else {
+			(void)u256_sub(v, u);
+			ecv_sub_mod(x2, x1);
+		}
+	}
+	memcpy(w, u256_is_one(u) ? x1 : x2, sizeof(x1));
+}
+
+/* 1/s mod n into w, for 0 < s < n; 1 on success, 0 on failure. */
+static int
+ecv_inverse_bn(const BIGNUM *s, BIGNUM *w)
+{
+	uint8_t le[32];
+	uint64_t a[4], r[4];
+
+	if (BN_bn2lebinpad(s, le, sizeof(le)) != (int)sizeof(le))
+		return 0;
+	for (int i = 0; i < 4; i++) {
+		a[i] = 0;
+		for (int j = 7; j >= 0; j--)
+			a[i] = (a[i] << 8) | le[8 * i + j];
+	}
+	/* Outside (0, n) the loop would not end. */
+	if ((a[0] | a[1] | a[2] | a[3]) == 0 || u256_cmp(a, ecv_order) >= 0)
+		return 0;
+	ecv_inverse(a, r);
+	for (int i = 0; i < 4; i++)
+		for (int j = 0; j < 8; j++)
+			le[8 * i + j] = (uint8_t)(r[i] >> (8 * j));
+	return BN_lebin2bn(le, sizeof(le), w) != NULL;
+}
+
 /* 1 when 0 < x < n. */
 static int
 ecv_in_range(const BIGNUM *x, const BIGNUM *n)
@@ -169,8 +316,7 @@ ecv_verify(const struct ecv *v, const uint8_t *digest, size_t dlen,
 		goto end;
 	/* w = 1/s, u1 = z*w, u2 = r*w (mod n); R = u1*G + u2*Q. */
 	if (BN_bin2bn(digest, (int)dlen, z) == NULL ||
-	    BN_mod_inverse(w, s, v->n, bc) == NULL ||
-	    BN_mod_mul(u1, z, w, v->n, bc) != 1 ||
+	    ecv_inverse_bn(s, w) != 1 || BN_mod_mul(u1, z, w, v->n, bc) != 1 ||
 	    BN_mod_mul(u2, r, w, v->n, bc) != 1 ||
 	    EC_POINT_mul(v->g, a, u1, NULL, NULL, bc) != 1 ||
 	    EC_POINT_mul(v->gq, b, u2, NULL, NULL, bc) != 1 ||

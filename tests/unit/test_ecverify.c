@@ -293,6 +293,98 @@ test_ecv_edge_cases(void **state)
 	EVP_PKEY_free(other);
 }
 
+/*
+ * Valid signatures with chosen s, made from the private key: for a random
+ * k and r = x(kG) mod n, the digest z = s*k - r*d (mod n) makes (r, s)
+ * valid.  The check inverts s itself (signer/ecverify.c); these reach the
+ * ends of its loop: s = 1, 2, n-1, n-2, powers of two, one limb set.
+ */
+static void
+test_ecv_chosen_s(void **state)
+{
+	EVP_PKEY *pk = gen_ec("P-256");
+	EC_GROUP *g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+	BN_CTX *bc = BN_CTX_new();
+	BIGNUM *d = NULL, *k = BN_new(), *r = BN_new(), *z = BN_new(),
+	       *t = BN_new(), *s = BN_new();
+	const BIGNUM *n;
+	EC_POINT *pt;
+	struct ecv *v = NULL;
+	uint8_t dig[32], sig[SIG_MAX];
+	size_t len;
+
+	(void)state;
+	assert_non_null(g);
+	assert_non_null(bc);
+	assert_non_null(pt = EC_POINT_new(g));
+	n = EC_GROUP_get0_order(g);
+	assert_int_equal(EVP_PKEY_get_bn_param(pk, "priv", &d), 1);
+	assert_int_equal(ecv_new(pk, &v), KT_OK);
+	for (int i = 0; i < 40; i++) {
+		switch (i % 10) {
+		case 0:
+			assert_int_equal(BN_set_word(s, 1), 1);
+			break;
+		case 1:
+			assert_int_equal(BN_set_word(s, 2), 1);
+			break;
+		case 2:
+			assert_int_equal(BN_sub(s, n, BN_value_one()), 1);
+			break;
+		case 3:
+			assert_int_equal(BN_set_word(s, 2), 1);
+			assert_int_equal(BN_sub(s, n, s), 1);
+			break;
+		case 4:
+			assert_int_equal(BN_set_word(s, 1), 1);
+			assert_int_equal(BN_lshift(s, s, 255), 1);
+			break;
+		case 5:
+			assert_int_equal(BN_set_word(s, 1), 1);
+			assert_int_equal(
+			    BN_lshift(s, s, 64 * (i / 10) + 63), 1);
+			break;
+		case 6:
+			assert_int_equal(BN_set_word(s, UINT64_MAX), 1);
+			assert_int_equal(BN_lshift(s, s, 64 * (i / 10)), 1);
+			assert_int_equal(BN_nnmod(s, s, n, bc), 1);
+			break;
+		default:
+			assert_int_equal(BN_rand_range(s, n), 1);
+			if (BN_is_zero(s))
+				assert_int_equal(BN_set_word(s, 3), 1);
+		}
+		do {
+			assert_int_equal(BN_rand_range(k, n), 1);
+			assert_int_equal(
+			    EC_POINT_mul(g, pt, k, NULL, NULL, bc), 1);
+			assert_int_equal(
+			    EC_POINT_get_affine_coordinates(g, pt, r, NULL, bc),
+			    1);
+			assert_int_equal(BN_nnmod(r, r, n, bc), 1);
+		} while (BN_is_zero(r) || BN_is_zero(k));
+		assert_int_equal(BN_mod_mul(z, s, k, n, bc), 1);
+		assert_int_equal(BN_mod_mul(t, r, d, n, bc), 1);
+		assert_int_equal(BN_mod_sub(z, z, t, n, bc), 1);
+		assert_int_equal(BN_bn2binpad(z, dig, sizeof(dig)), 32);
+		len = der_of(r, s, sig);
+		assert_int_equal(same(v, pk, dig, sizeof(dig), sig, len), 1);
+		dig[31] ^= 1;
+		assert_int_equal(same(v, pk, dig, sizeof(dig), sig, len), 0);
+	}
+	BN_free(d);
+	BN_free(k);
+	BN_free(r);
+	BN_free(z);
+	BN_free(t);
+	BN_free(s);
+	EC_POINT_free(pt);
+	BN_CTX_free(bc);
+	EC_GROUP_free(g);
+	ecv_free(v);
+	EVP_PKEY_free(pk);
+}
+
 static void
 test_ecv_refuses_other_keys(void **state)
 {
@@ -321,6 +413,7 @@ main(void)
 		cmocka_unit_test(test_ecv_valid_and_every_bit_flip),
 		cmocka_unit_test(test_ecv_random_bytes),
 		cmocka_unit_test(test_ecv_edge_cases),
+		cmocka_unit_test(test_ecv_chosen_s),
 		cmocka_unit_test(test_ecv_refuses_other_keys),
 	};
 
