@@ -723,7 +723,7 @@ api_entries_build(struct api_write *w)
 		kt_buf_free(&sb);
 		return rc == KT_ETOOBIG ? KT_ETOOBIG : KT_EINTERNAL;
 	}
-	SHA256(sb.p, sb.len, w->req.item.dedup.b);
+	kt_sha256(sb.p, sb.len, &w->req.item.dedup);
 	w->req.item.has_dedup = 1;
 	kt_buf_free(&sb);
 

@@ -25,6 +25,7 @@
 #include <openssl/sha.h>
 
 #include "keytrail/encoding.h"
+#include "keytrail/merkle.h"
 #include "policy.h"
 
 /* Hard invariant checks: a broken invariant aborts even in release builds. */
@@ -1240,7 +1241,7 @@ policy_authenticate(const struct policy *p, const uint8_t *token, size_t len)
 
 	if (token == NULL || len == 0)
 		return NULL;
-	SHA256(token, len, h.b);
+	kt_sha256(token, len, &h);
 	/*
 	 * Every principal is compared, and the match is picked with a mask
 	 * rather than a branch, so the time does not depend on which one

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 
 #include "keytrail/merkle.h"
@@ -69,6 +70,17 @@ kt_node_hash(const struct kt_hash *left, const struct kt_hash *right,
 	SHA256_Init(&c);
 	SHA256_Update(&c, in, sizeof(in));
 	SHA256_Final(out->b, &c);
+}
+
+void
+kt_sha256(const uint8_t *data, size_t len, struct kt_hash *out)
+{
+	SHA256_CTX c;
+
+	SHA256_Init(&c);
+	SHA256_Update(&c, data, len);
+	SHA256_Final(out->b, &c);
+	OPENSSL_cleanse(&c, sizeof(c));
 }
 
 void

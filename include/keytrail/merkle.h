@@ -31,6 +31,12 @@ void kt_leaf_hash(const uint8_t *data, size_t len, struct kt_hash *out);
 /* Node hash: SHA-256(0x01 || left || right) (RFC 6962 section 2.1). */
 void kt_node_hash(const struct kt_hash *left, const struct kt_hash *right,
     struct kt_hash *out);
+/*
+ * Plain SHA-256 of data[0..len), for hot paths (OpenSSL's SHA256()
+ * one-shot looks the algorithm up on every call).  The hashing state is
+ * wiped afterwards, so data may be a secret such as a bearer token.
+ */
+void kt_sha256(const uint8_t *data, size_t len, struct kt_hash *out);
 /* Root of the empty tree: SHA-256 of the empty string (RFC 9162 2.1.1). */
 void kt_empty_root(struct kt_hash *out);
 

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/sha.h>
+
 #include "keytrail/encoding.h"
 #include "keytrail/merkle.h"
 #include "testutil.h"
@@ -56,6 +58,35 @@ hex_proof(const json_t *arr, struct kt_hash *out, size_t max)
 	for (size_t i = 0; i < n; i++)
 		tu_hash_hex(json_string_value(json_array_get(arr, i)), &out[i]);
 	return n;
+}
+
+/*
+ * kt_sha256 against FIPS 180-2's examples ("abc", the empty string) and
+ * against OpenSSL's one-shot for lengths around the 64-byte block.
+ */
+static void
+test_sha256(void **state)
+{
+	static const uint8_t abc[32] = { 0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01,
+		0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
+		0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10,
+		0xff, 0x61, 0xf2, 0x00, 0x15, 0xad };
+	struct kt_hash h, empty;
+	uint8_t buf[200], want[32];
+
+	(void)state;
+	kt_sha256((const uint8_t *)"abc", 3, &h);
+	assert_memory_equal(h.b, abc, 32);
+	kt_sha256(NULL, 0, &h);
+	kt_empty_root(&empty);
+	assert_memory_equal(h.b, empty.b, 32);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i * 31 + 7);
+	for (size_t len = 1; len <= sizeof(buf); len += 9) {
+		kt_sha256(buf, len, &h);
+		assert_non_null(SHA256(buf, len, want));
+		assert_memory_equal(h.b, want, 32);
+	}
 }
 
 static void
@@ -507,6 +538,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sha256),
 		cmocka_unit_test(test_leaf_hash_vectors),
 		cmocka_unit_test(test_tree_vectors),
 		cmocka_unit_test(test_transparency_dev_vectors),
