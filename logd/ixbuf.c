@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bloom.h"
+
 #define IXBUF_HEIGHT 16
 #define IXBUF_ALIGN 8
 /* Arena offsets are 32-bit: a run stays far below 4 GiB. */
@@ -35,6 +37,7 @@ struct ixbuf {
 	uint32_t *order; /* node offsets in the order they were added */
 	size_t nrows, ordcap;
 	uint64_t rng;
+	struct bloom filter; /* filter.bits NULL: no filter */
 };
 
 static struct ixnode *
@@ -73,7 +76,7 @@ ix_cmp(const struct ixnode *n, uint8_t db, const uint8_t *key, size_t klen)
 }
 
 int
-ixbuf_new(struct ixbuf **out)
+ixbuf_new(uint64_t filter_entries, struct ixbuf **out)
 {
 	struct ixbuf *b = calloc(1, sizeof(*b));
 	size_t head = ix_size(IXBUF_HEIGHT, 0, 0);
@@ -85,11 +88,18 @@ ixbuf_new(struct ixbuf **out)
 		free(b);
 		return KT_ENOMEM;
 	}
+	if (filter_entries > 0 &&
+	    bloom_init(&b->filter, filter_entries) != KT_OK) {
+		free(b->arena);
+		free(b);
+		return KT_ENOMEM;
+	}
 	ix_node(b, 0)->height = IXBUF_HEIGHT;
 	b->len = head;
 	b->rng = UINT64_C(0x9e3779b97f4a7c15);
 	atomic_init(&b->refs, 1);
 	if (pthread_rwlock_init(&b->lock, NULL) != 0) {
+		bloom_free(&b->filter);
 		free(b->arena);
 		free(b);
 		return KT_ENOMEM;
@@ -112,6 +122,7 @@ ixbuf_free(struct ixbuf *b)
 	if (b == NULL || atomic_fetch_sub(&b->refs, 1) != 1)
 		return;
 	pthread_rwlock_destroy(&b->lock);
+	bloom_free(&b->filter);
 	free(b->arena);
 	free(b->order);
 	free(b);
@@ -175,7 +186,7 @@ ix_reserve(struct ixbuf *b, size_t need)
 
 int
 ixbuf_add(struct ixbuf *b, uint8_t db, const uint8_t *key, size_t klen,
-    const uint8_t *val, size_t vlen, uint64_t index)
+    size_t flen, const uint8_t *val, size_t vlen, uint64_t index)
 {
 	uint32_t prev[IXBUF_HEIGHT], off;
 	struct ixnode *n;
@@ -183,7 +194,7 @@ ixbuf_add(struct ixbuf *b, uint8_t db, const uint8_t *key, size_t klen,
 	size_t sz;
 
 	if (klen == 0 || klen > IXBUF_KEY_MAX || vlen > IXBUF_VAL_MAX ||
-	    key == NULL || (vlen > 0 && val == NULL))
+	    flen > klen || key == NULL || (vlen > 0 && val == NULL))
 		return KT_EINVAL;
 	h = ix_height(b);
 	sz = ix_size(h, klen, vlen);
@@ -223,6 +234,8 @@ ixbuf_add(struct ixbuf *b, uint8_t db, const uint8_t *key, size_t klen,
 		ix_node(b, prev[l])->next[l] = off;
 	}
 	b->order[b->nrows++] = off;
+	if (flen > 0 && b->filter.bits != NULL)
+		bloom_add(&b->filter, db, key, flen);
 out:
 	(void)pthread_rwlock_unlock(&b->lock);
 	return rc;
@@ -285,6 +298,19 @@ ixbuf_truncate(struct ixbuf *b, size_t nrows)
 		b->len = off;
 	}
 	(void)pthread_rwlock_unlock(&b->lock);
+}
+
+int
+ixbuf_maybe(struct ixbuf *b, uint8_t db, const uint8_t *key, size_t len)
+{
+	int maybe = 1;
+
+	(void)pthread_rwlock_rdlock(&b->lock);
+	if (b->filter.bits != NULL)
+		maybe =
+		    bloom_maybe(b->filter.bits, b->filter.len, db, key, len);
+	(void)pthread_rwlock_unlock(&b->lock);
+	return maybe;
 }
 
 static void

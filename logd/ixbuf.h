@@ -41,8 +41,13 @@ struct ixbuf_row {
 	uint64_t index; /* the leaf index of the entry that added the row */
 };
 
-/* A new, empty run.  Returns KT_OK or KT_ENOMEM. */
-int ixbuf_new(struct ixbuf **out) KT_MUST_CHECK;
+/*
+ * A new, empty run, with a Bloom filter (bloom.h) sized for
+ * filter_entries entries over the keys that ixbuf_add is told to file
+ * (none when filter_entries is 0).  More entries than that only make the
+ * filter answer "maybe" more often.  Returns KT_OK or KT_ENOMEM.
+ */
+int ixbuf_new(uint64_t filter_entries, struct ixbuf **out) KT_MUST_CHECK;
 struct ixbuf *ixbuf_ref(struct ixbuf *b);
 void ixbuf_free(struct ixbuf *b);
 
@@ -51,11 +56,21 @@ void ixbuf_free(struct ixbuf *b);
  * ordered by (db, key) as LMDB orders keys; a key already in the run is
  * added again (the store never adds one twice).  Entries come in index
  * order, each with at least one row, so a run holds a contiguous range of
- * entries.  Returns KT_OK, KT_EINVAL (lengths, or an index below the last
- * row's) or KT_ENOMEM.
+ * entries.  The first flen bytes of the key (0 for none) go into the
+ * run's filter, as the key ixbuf_maybe is later asked about.  Returns
+ * KT_OK, KT_EINVAL (lengths, or an index below the last row's) or
+ * KT_ENOMEM.
  */
 int ixbuf_add(struct ixbuf *b, uint8_t db, const uint8_t *key, size_t klen,
-    const uint8_t *val, size_t vlen, uint64_t index) KT_MUST_CHECK;
+    size_t flen, const uint8_t *val, size_t vlen, uint64_t index) KT_MUST_CHECK;
+
+/*
+ * 0 when no row of db filed key[0..len) (ixbuf_add's flen) into the
+ * run's filter, so an exact lookup can skip the run; 1 when one may have,
+ * or when the run has no filter.  A truncated row's key may still answer
+ * 1.
+ */
+int ixbuf_maybe(struct ixbuf *b, uint8_t db, const uint8_t *key, size_t len);
 
 /* Rows in the run. */
 size_t ixbuf_rows(struct ixbuf *b);

@@ -534,6 +534,22 @@ wtx_read_hashes(
 }
 
 /*
+ * How much of a row's key goes into its run's filter: what exact lookups
+ * ask for (store_ix_leaf, the dedup of submissions), as the tables'
+ * filters take them (store_bloom_row).  A leaf hash whole; a digest row's
+ * key without the leaf index that ends it; nothing of the others.
+ */
+static size_t
+store_ix_filed(enum store_dbi db, size_t klen)
+{
+	if (db == DB_BYHASH)
+		return klen;
+	if (db == DB_BYDIGEST && klen > 8)
+		return klen - 8;
+	return 0;
+}
+
+/*
  * Defers one index row to the index buffer and the entry's pending record
  * (ixbuf.h): it reaches an index table when its run is written out.
  */
@@ -548,8 +564,8 @@ wtx_defer(struct store_wtx *w, struct store_ixrec *rec, enum store_dbi db,
 		return;
 	STORE_ASSERT(rec->len + 4 + klen + vlen <= sizeof(rec->b) &&
 	    klen <= STORE_INDEX_KEY_MAX && vlen <= KT_HASH_SIZE);
-	if ((rc = ixbuf_add(
-		 w->s->ixact, (uint8_t)db, k, klen, v, vlen, index)) != KT_OK) {
+	if ((rc = ixbuf_add(w->s->ixact, (uint8_t)db, k, klen,
+		 store_ix_filed(db, klen), v, vlen, index)) != KT_OK) {
 		wtx_fail(w, rc, "buffering an index row: %s", kt_strerror(rc));
 		return;
 	}
@@ -670,7 +686,7 @@ wtx_find_dedup(struct store_wtx *w, struct kt_bytes digest,
 		struct ixbuf *ix = b == 0 ? w->s->ixact : w->s->ixfrz;
 		struct store_ix_dedup q = { k, plen, d, 0, 0 };
 
-		if (ix == NULL)
+		if (ix == NULL || !ixbuf_maybe(ix, DB_BYDIGEST, k, plen))
 			continue;
 		(void)ixbuf_scan(
 		    ix, DB_BYDIGEST, k, plen + 8, store_ix_dedup_cb, &q);
@@ -1308,7 +1324,7 @@ wtx_ix_freeze(struct store_wtx *w)
 	if (w->rc != KT_OK || s->ixfrz != NULL ||
 	    ixbuf_entries(s->ixact) < s->ixcap)
 		return;
-	if (ixbuf_new(&w->ixnew) != KT_OK)
+	if (ixbuf_new(s->ixcap, &w->ixnew) != KT_OK)
 		return; /* no memory now: the next batch tries again */
 	wtx_put_meta_u64(w, META_IXRUN, (uint64_t)(1 - s->ixrun));
 	wtx_put_meta_u64(w, META_IXFROZEN, 1);
@@ -1383,7 +1399,8 @@ store_ix_leaf(struct ixbuf *const ix[2], const uint8_t *leaf, uint64_t limit,
 		struct store_ix_find q = { leaf, KT_HASH_SIZE, limit, index, 1,
 			0 };
 
-		if (ix[b] == NULL)
+		if (ix[b] == NULL ||
+		    !ixbuf_maybe(ix[b], DB_BYHASH, leaf, KT_HASH_SIZE))
 			continue;
 		(void)ixbuf_scan(
 		    ix[b], DB_BYHASH, leaf, KT_HASH_SIZE, store_ix_leaf_cb, &q);
@@ -1860,8 +1877,8 @@ store_ix_load(struct store *s, MDB_txn *txn, enum store_dbi db, struct ixbuf *b,
 				rc = KT_EPARSE;
 				break;
 			}
-			rc = ixbuf_add(
-			    b, t, p + 3, klen, p + 4 + klen, vlen, idx);
+			rc = ixbuf_add(b, t, p + 3, klen,
+			    store_ix_filed(t, klen), p + 4 + klen, vlen, idx);
 			p += 4 + klen + vlen;
 		}
 		if (rc != KT_OK)
@@ -1950,7 +1967,7 @@ store_ix_open(struct store *s, char *err, size_t errlen)
 		return KT_ENOMEM;
 	}
 	s->ixmu_ok = 1;
-	if ((rc = ixbuf_new(&s->ixact)) != KT_OK) {
+	if ((rc = ixbuf_new(s->ixcap, &s->ixact)) != KT_OK) {
 		store_seterr(err, errlen, "out of memory");
 		return rc;
 	}
@@ -1971,7 +1988,7 @@ store_ix_open(struct store *s, char *err, size_t errlen)
 		 errlen)) != KT_OK)
 		goto out;
 	if (frozen) {
-		if ((rc = ixbuf_new(&s->ixfrz)) != KT_OK) {
+		if ((rc = ixbuf_new(s->ixcap, &s->ixfrz)) != KT_OK) {
 			store_seterr(err, errlen, "out of memory");
 			goto out;
 		}
