@@ -31,6 +31,8 @@ struct ecv {
 	EC_GROUP *g;  /* P-256, generator G (OpenSSL's built-in table) */
 	EC_GROUP *gq; /* P-256 with the public key Q as its generator */
 	const BIGNUM *n;
+	BIGNUM *p;    /* the field prime */
+	BIGNUM *rmax; /* p - n: an x below it may also be r + n */
 };
 
 void
@@ -40,6 +42,8 @@ ecv_free(struct ecv *v)
 		return;
 	EC_GROUP_free(v->g);
 	EC_GROUP_free(v->gq);
+	BN_free(v->p);
+	BN_free(v->rmax);
 	free(v);
 }
 
@@ -80,6 +84,10 @@ ecv_new(EVP_PKEY *pub, struct ecv **out)
 		goto out;
 	}
 	v->n = EC_GROUP_get0_order(v->g);
+	if ((v->p = BN_new()) == NULL || (v->rmax = BN_new()) == NULL ||
+	    EC_GROUP_get_curve(v->g, v->p, NULL, NULL, bc) != 1 ||
+	    BN_sub(v->rmax, v->p, v->n) != 1)
+		goto out;
 	/*
 	 * P-256 has cofactor 1, so every point but infinity has order n and
 	 * can stand as a generator.  The precomputation must take: without
@@ -287,7 +295,7 @@ ecv_verify(const struct ecv *v, const uint8_t *digest, size_t dlen,
 {
 	ECDSA_SIG *es = NULL;
 	const BIGNUM *r, *s;
-	BIGNUM *z, *w, *u1, *u2, *x;
+	BIGNUM *z, *w, *u1, *u2, *x, *z2, *t;
 	EC_POINT *a = NULL, *b = NULL;
 	BN_CTX *bc = NULL;
 	int ok = 0;
@@ -311,6 +319,8 @@ ecv_verify(const struct ecv *v, const uint8_t *digest, size_t dlen,
 	w = BN_CTX_get(bc);
 	u1 = BN_CTX_get(bc);
 	u2 = BN_CTX_get(bc);
+	z2 = BN_CTX_get(bc);
+	t = BN_CTX_get(bc);
 	if ((x = BN_CTX_get(bc)) == NULL || (a = EC_POINT_new(v->g)) == NULL ||
 	    (b = EC_POINT_new(v->g)) == NULL)
 		goto end;
@@ -327,10 +337,25 @@ ecv_verify(const struct ecv *v, const uint8_t *digest, size_t dlen,
 		ok = 0;
 		goto end;
 	}
-	if (EC_POINT_get_affine_coordinates(v->g, a, x, NULL, bc) != 1 ||
-	    BN_nnmod(x, x, v->n, bc) != 1)
+	/*
+	 * R = (X/Z^2, Y/Z^3) in Jacobian coordinates; its x, below p, is r
+	 * or r + n when reduced mod n is r.  So compare X with r*Z^2 (and
+	 * (r + n)*Z^2 when r + n < p) instead of inverting Z.
+	 */
+	if (EC_POINT_get_Jprojective_coordinates_GFp(
+		v->g, a, x, NULL, z2, bc) != 1 ||
+	    BN_mod_sqr(z2, z2, v->p, bc) != 1 ||
+	    BN_mod_mul(t, r, z2, v->p, bc) != 1)
 		goto end;
-	ok = BN_cmp(x, r) == 0;
+	ok = BN_cmp(t, x) == 0;
+	if (!ok && BN_cmp(r, v->rmax) < 0) {
+		if (BN_add(t, r, v->n) != 1 ||
+		    BN_mod_mul(t, t, z2, v->p, bc) != 1) {
+			ok = -1;
+			goto end;
+		}
+		ok = BN_cmp(t, x) == 0;
+	}
 end:
 	BN_CTX_end(bc);
 out:

@@ -13,7 +13,10 @@
 #include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/ecdsa.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include "ecverify.h"
@@ -385,6 +388,101 @@ test_ecv_chosen_s(void **state)
 	EVP_PKEY_free(pk);
 }
 
+/* The P-256 key with public point q. */
+static EVP_PKEY *
+key_of_point(const EC_GROUP *g, const EC_POINT *q, BN_CTX *bc)
+{
+	uint8_t oct[65];
+	OSSL_PARAM prm[3];
+	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	EVP_PKEY *pk = NULL;
+
+	assert_non_null(c);
+	assert_int_equal(EC_POINT_point2oct(g, q, POINT_CONVERSION_UNCOMPRESSED,
+			     oct, sizeof(oct), bc),
+	    sizeof(oct));
+	prm[0] = OSSL_PARAM_construct_utf8_string(
+	    OSSL_PKEY_PARAM_GROUP_NAME, (char *)"prime256v1", 0);
+	prm[1] = OSSL_PARAM_construct_octet_string(
+	    OSSL_PKEY_PARAM_PUB_KEY, oct, sizeof(oct));
+	prm[2] = OSSL_PARAM_construct_end();
+	assert_int_equal(EVP_PKEY_fromdata_init(c), 1);
+	assert_int_equal(
+	    EVP_PKEY_fromdata(c, &pk, EVP_PKEY_PUBLIC_KEY, prm), 1);
+	EVP_PKEY_CTX_free(c);
+	return pk;
+}
+
+/*
+ * x(R) mod n = r also holds when x(R) = r + n, for x(R) in [n, p): too
+ * rare to meet by chance (about 2^-128), so made.  Pick such a point R,
+ * r = x(R) - n, any s and z, and the public key Q = (s/r)R - (z/r)G:
+ * then z/s G + r/s Q = R, and (r, s) is a valid signature of z for Q.
+ * The check compares x(R) without inverting Z (signer/ecverify.c) and
+ * must try r + n as OpenSSL does.
+ */
+static void
+test_ecv_x_beyond_order(void **state)
+{
+	EC_GROUP *g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+	BN_CTX *bc = BN_CTX_new();
+	BIGNUM *x = BN_new(), *r = BN_new(), *s = BN_new(), *z = BN_new(),
+	       *w = BN_new(), *a1 = BN_new(), *a2 = BN_new();
+	const BIGNUM *n;
+	EC_POINT *big, *q;
+	uint8_t dig[32], sig[SIG_MAX];
+	size_t len;
+
+	(void)state;
+	assert_non_null(g);
+	assert_non_null(bc);
+	assert_non_null(big = EC_POINT_new(g));
+	assert_non_null(q = EC_POINT_new(g));
+	n = EC_GROUP_get0_order(g);
+	assert_non_null(BN_copy(x, n));
+	for (int found = 0; found < 3;) {
+		struct ecv *v = NULL;
+		EVP_PKEY *pk;
+
+		assert_int_equal(BN_add_word(x, 1), 1);
+		if (EC_POINT_set_compressed_coordinates(
+			g, big, x, found & 1, bc) != 1) {
+			ERR_clear_error();
+			continue;
+		}
+		found++;
+		assert_int_equal(BN_sub(r, x, n), 1);
+		assert_int_equal(BN_rand_range(s, n), 1);
+		assert_int_equal(BN_rand_range(z, n), 1);
+		assert_false(BN_is_zero(s));
+		assert_non_null(BN_mod_inverse(w, r, n, bc));
+		assert_int_equal(BN_mod_mul(a1, s, w, n, bc), 1);
+		assert_int_equal(BN_mod_mul(a2, z, w, n, bc), 1);
+		assert_int_equal(BN_mod_sub(a2, n, a2, n, bc), 1);
+		assert_int_equal(EC_POINT_mul(g, q, a2, big, a1, bc), 1);
+		pk = key_of_point(g, q, bc);
+		assert_int_equal(ecv_new(pk, &v), KT_OK);
+		assert_int_equal(BN_bn2binpad(z, dig, sizeof(dig)), 32);
+		len = der_of(r, s, sig);
+		assert_int_equal(same(v, pk, dig, sizeof(dig), sig, len), 1);
+		dig[0] ^= 0x40;
+		assert_int_equal(same(v, pk, dig, sizeof(dig), sig, len), 0);
+		ecv_free(v);
+		EVP_PKEY_free(pk);
+	}
+	BN_free(x);
+	BN_free(r);
+	BN_free(s);
+	BN_free(z);
+	BN_free(w);
+	BN_free(a1);
+	BN_free(a2);
+	EC_POINT_free(big);
+	EC_POINT_free(q);
+	BN_CTX_free(bc);
+	EC_GROUP_free(g);
+}
+
 static void
 test_ecv_refuses_other_keys(void **state)
 {
@@ -414,6 +512,7 @@ main(void)
 		cmocka_unit_test(test_ecv_random_bytes),
 		cmocka_unit_test(test_ecv_edge_cases),
 		cmocka_unit_test(test_ecv_chosen_s),
+		cmocka_unit_test(test_ecv_x_beyond_order),
 		cmocka_unit_test(test_ecv_refuses_other_keys),
 	};
 
