@@ -233,7 +233,7 @@ conf_load(const char *data_dir, const char *path, struct conf *out, char *err,
 	snprintf(c->log_key_label, sizeof(c->log_key_label), "%s", "log");
 	snprintf(tmp, sizeof(tmp), "%s", "hsm/pin");
 	c->batch_max = 1024;
-	c->batch_interval_us = 1000;
+	c->batch_interval_us = 2000;
 	c->max_body = 64 * 1024;
 	c->max_headers = 8 * 1024;
 	c->max_connections = 1024;

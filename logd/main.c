@@ -115,6 +115,13 @@ logd_hsm_sign(
 	return siglen == KT_ED25519_SIG_SIZE ? KT_OK : KT_EINTERNAL;
 }
 
+/* seq_set_feed: entries are on their way while workers have jobs. */
+static unsigned
+logd_pool_busy(void *ctx)
+{
+	return pool_busy(ctx);
+}
+
 /* store_sign_fn: the signed note of a checkpoint text. */
 static int
 logd_sign_checkpoint(
@@ -540,6 +547,7 @@ main(int argc, char **argv)
 			    "cannot start the verification threads");
 			goto fail;
 		}
+		seq_set_feed(d->seq, logd_pool_busy, d->api.pool);
 	}
 	/* 64 MiB of tiles and bundles: hundreds of full bundles. */
 	if (tilecache_new(64u << 20, &d->api.tiles) != KT_OK) {
@@ -585,8 +593,13 @@ main(int argc, char **argv)
 fail:
 	fprintf(stderr, "keytrail-logd: %s\n", err[0] ? err : "failed");
 out:
-	/* Jobs still verifying finish (and answer 503) before the server goes.
+	/*
+	 * Jobs still verifying finish (and answer 503) before the server
+	 * goes.  The sequencer stops asking the pool about them first (it
+	 * may still be running on a failed start).
 	 */
+	if (d->seq != NULL)
+		seq_set_feed(d->seq, NULL, NULL);
 	pool_free(d->api.pool);
 	d->api.pool = NULL;
 	if (d->seq != NULL)

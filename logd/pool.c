@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE /* pthread_setname_np */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -26,6 +27,7 @@ struct pool {
 	unsigned nthreads;
 	int nice;
 	int stopping;
+	atomic_uint busy; /* jobs queued or running */
 };
 
 static void
@@ -93,6 +95,7 @@ pool_main(void *arg)
 		pthread_mutex_unlock(&p->mu);
 		if (j->run(j->arg) == POOL_COMPLETE)
 			pool_post(p, j);
+		atomic_fetch_sub(&p->busy, 1);
 	}
 }
 
@@ -107,6 +110,7 @@ pool_new(
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return KT_ENOMEM;
 	p->nice = nice;
+	atomic_init(&p->busy, 0);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	if ((p->done_ev = event_new(base, -1, 0, pool_deliver, p)) == NULL) {
@@ -133,6 +137,7 @@ pool_submit(struct pool *p, struct pool_job *job)
 			pool_post(p, job);
 		return;
 	}
+	atomic_fetch_add(&p->busy, 1);
 	pthread_mutex_lock(&p->mu);
 	if (p->qtail != NULL)
 		p->qtail->next = job;
@@ -141,6 +146,12 @@ pool_submit(struct pool *p, struct pool_job *job)
 	p->qtail = job;
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
+}
+
+unsigned
+pool_busy(struct pool *p)
+{
+	return atomic_load(&p->busy);
 }
 
 void

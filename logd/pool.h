@@ -42,6 +42,13 @@ int pool_new(struct event_base *base, unsigned nthreads, int nice,
     struct pool **out) KT_MUST_CHECK;
 /* Queues job. */
 void pool_submit(struct pool *p, struct pool_job *job);
+
+/*
+ * Jobs queued or running at this moment (any thread may ask; 0 with no
+ * workers).  A job that hands an entry to the sequencer does so before it
+ * stops counting, so 0 means no such entry is on its way.
+ */
+unsigned pool_busy(struct pool *p);
 /*
  * Lets the workers finish the queue, joins them, completes what finished,
  * and frees p.  NULL is a no-op.

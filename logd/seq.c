@@ -19,6 +19,8 @@
 
 /* Most submissions waiting at once; past it clients get 503. */
 #define SEQ_QUEUE_MAX 200000
+/* How often a waiting batch asks whether more entries are on their way. */
+#define SEQ_FEED_STEP_US 200
 
 struct seq {
 	struct store *st;
@@ -26,6 +28,8 @@ struct seq {
 	void *sign_ctx;
 	unsigned batch_max;
 	unsigned interval_us;
+	unsigned (*feed)(void *ctx); /* seq_set_feed; NULL: always wait */
+	void *feed_ctx;
 
 	pthread_t thread;
 	int started;
@@ -196,6 +200,53 @@ seq_run(struct seq *s, struct seq_req *head, size_t n)
 		seq_run_batch(s, ahead, na);
 }
 
+/* now + us, as a CLOCK_REALTIME deadline. */
+static struct timespec
+seq_after(unsigned us)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_nsec += (long)us * 1000;
+	while (t.tv_nsec >= 1000000000L) {
+		t.tv_nsec -= 1000000000L;
+		t.tv_sec++;
+	}
+	return t;
+}
+
+static int
+seq_before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec ||
+	    (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/* With s->mu held and a submission queued: waits for more (above). */
+static void
+seq_wait_for_more(struct seq *s)
+{
+	struct timespec until, step;
+
+	if (s->interval_us == 0)
+		return;
+	until = seq_after(s->interval_us);
+	while (s->qlen < s->batch_max && !s->stopping) {
+		if (s->feed != NULL && s->feed(s->feed_ctx) == 0)
+			break; /* nothing more is on its way */
+		step = until;
+		if (s->feed != NULL) {
+			struct timespec next = seq_after(SEQ_FEED_STEP_US);
+
+			if (seq_before(&next, &until))
+				step = next;
+		}
+		if (pthread_cond_timedwait(&s->cv, &s->mu, &step) != 0 &&
+		    !seq_before(&step, &until))
+			break; /* the whole interval has passed */
+	}
+}
+
 static void *
 seq_main(void *arg)
 {
@@ -216,22 +267,12 @@ seq_main(void *arg)
 		}
 		/*
 		 * Give concurrent requests a moment to join the batch: one
-		 * fsync and one HSM signature then cover all of them.
+		 * fsync and one HSM signature then cover all of them.  While
+		 * more are being prepared the batch waits for them, up to
+		 * interval_us; once none is, waiting would only idle the
+		 * workers, so the batch goes.
 		 */
-		if (s->interval_us > 0 && s->qlen < s->batch_max &&
-		    !s->stopping) {
-			struct timespec until;
-
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_nsec += (long)s->interval_us * 1000;
-			while (until.tv_nsec >= 1000000000L) {
-				until.tv_nsec -= 1000000000L;
-				until.tv_sec++;
-			}
-			while (s->qlen < s->batch_max && !s->stopping &&
-			    pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0)
-				;
-		}
+		seq_wait_for_more(s);
 		/* A reload may have raised batch_max: make room first. */
 		if (s->batch_max > s->items_cap) {
 			struct store_item *more =
@@ -318,6 +359,15 @@ seq_submit(struct seq *s, struct seq_req *r)
 		pthread_cond_signal(&s->cv);
 	pthread_mutex_unlock(&s->mu);
 	return KT_OK;
+}
+
+void
+seq_set_feed(struct seq *s, unsigned (*busy)(void *ctx), void *ctx)
+{
+	pthread_mutex_lock(&s->mu);
+	s->feed = busy;
+	s->feed_ctx = ctx;
+	pthread_mutex_unlock(&s->mu);
 }
 
 void

@@ -66,7 +66,8 @@ struct seq_stats {
 /*
  * Starts the sequencer thread over store st.  sign/sign_ctx sign each new
  * checkpoint (the log key in the HSM).  Batches take at most batch_max
- * entries and wait at most interval_us for more once one is queued.
+ * entries and wait at most interval_us for more once one is queued
+ * (less with seq_set_feed).
  * Completions are delivered on base, which must have been created after
  * evthread_use_pthreads().  Returns KT_OK, KT_ENOMEM or KT_EINTERNAL.
  */
@@ -90,6 +91,16 @@ void seq_get_stats(struct seq *s, struct seq_stats *out);
  * it.  batch_max 0 is ignored.
  */
 void seq_set_batch(struct seq *s, unsigned batch_max, unsigned interval_us);
+
+/*
+ * Tells the sequencer how to see whether more submissions are on their
+ * way: busy(ctx) > 0 while some are still being prepared (the worker
+ * pool, pool_busy).  A batch then waits for more only while busy says so,
+ * up to interval_us, and is cut as soon as nothing more is coming.
+ * Without it a batch always waits interval_us.  Call before the first
+ * submission.
+ */
+void seq_set_feed(struct seq *s, unsigned (*busy)(void *ctx), void *ctx);
 
 /*
  * Stops taking submissions, lets the thread finish what is queued, and

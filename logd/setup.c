@@ -285,7 +285,7 @@ setup_dev(const char *dir, const char *listen, const char *module, char *err,
 	    (json_int_t)4096, "hsm", "module", module, "softhsm_conf",
 	    "hsm/softhsm2.conf", "token", SETUP_LOG_TOKEN, "pin_file",
 	    "hsm/pin", "log_key", "log", "keys_token", SETUP_KEYS_TOKEN,
-	    "batch", "max_entries", 1024, "interval_us", 1000, "limits",
+	    "batch", "max_entries", 1024, "interval_us", 2000, "limits",
 	    "max_body", 65536, "max_headers", 8192, "max_connections", 1024,
 	    "timeout_s", 30, "policy_file", CONF_POLICY_FILE);
 	snprintf(path, sizeof(path), "%s/%s", dir, CONF_FILE);

@@ -1326,6 +1326,30 @@ test_gzip_metrics_reload(void **state)
 		e2e_http(&e, "POST", "/v1/entries", newtok, b2, strlen(b2), &r);
 		assert_int_equal(r.status, 200);
 		e2e_resp_free(&r);
+		/*
+		 * A batch waits for more entries only while more are on
+		 * their way: with a one-second interval a lone entry is
+		 * still answered at once.
+		 */
+		{
+			char *b3 = entry_body(&s, "conf-3", "c.bin");
+			double t0;
+
+			e2e_conf_set(
+			    &e, "batch", "interval_us", json_integer(1000000));
+			kill(e.pid, SIGHUP);
+			usleep(300000);
+			t0 = kt_monotonic_seconds();
+			e2e_http(&e, "POST", "/v1/entries", newtok, b3,
+			    strlen(b3), &r);
+			assert_int_equal(r.status, 200);
+			assert_true(kt_monotonic_seconds() - t0 < 0.6);
+			e2e_resp_free(&r);
+			free(b3);
+			e2e_file_write(cfg, orig, clen);
+			kill(e.pid, SIGHUP);
+			usleep(300000);
+		}
 		free(orig);
 		free(b1);
 		free(b2);
