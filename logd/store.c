@@ -534,10 +534,10 @@ wtx_read_hashes(
 }
 
 /*
- * How much of a row's key goes into its run's filter: what exact lookups
- * ask for (store_ix_leaf, the dedup of submissions), as the tables'
- * filters take them (store_bloom_row).  A leaf hash whole; a digest row's
- * key without the leaf index that ends it; nothing of the others.
+ * How much of a row's key goes into a filter, a run's or a table's
+ * (store_bloom_row): what exact lookups ask for (store_ix_leaf, the dedup
+ * of submissions).  A leaf hash whole; a digest row's key without the
+ * leaf index that ends it; nothing of the others.
  */
 static size_t
 store_ix_filed(enum store_dbi db, size_t klen)
@@ -961,13 +961,13 @@ static void
 store_bloom_row(struct store *s, unsigned slot, const MDB_val *k)
 {
 	const uint8_t *p = k->mv_data;
+	size_t flen;
 
-	if (!s->bbok[slot])
+	if (!s->bbok[slot] || k->mv_size < 2)
 		return;
-	if (p[0] == DB_BYHASH)
-		bloom_add(&s->bb[slot], DB_BYHASH, p + 1, k->mv_size - 1);
-	else if (p[0] == DB_BYDIGEST && k->mv_size > 9)
-		bloom_add(&s->bb[slot], DB_BYDIGEST, p + 1, k->mv_size - 9);
+	/* A table row's key is its index's number, then the row's key. */
+	if ((flen = store_ix_filed(p[0], k->mv_size - 1)) > 0)
+		bloom_add(&s->bb[slot], p[0], p + 1, flen);
 }
 
 /*
