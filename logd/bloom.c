@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define BLOOM_BITS_PER_ENTRY 20
+#define BLOOM_BITS_PER_ENTRY 32
 #define BLOOM_PROBES 7
 #define BLOOM_FORMAT 1
 /* Filters this large are allocated in (transparent) huge pages. */
@@ -106,15 +106,50 @@ bloom_block_index(uint64_t h, uint32_t n)
 	return (size_t)(((h >> 32) * (uint64_t)n) >> 32);
 }
 
+static void
+bloom_set(uint8_t *blk, uint64_t g)
+{
+	for (int i = 0; i < BLOOM_PROBES; i++, g >>= 9)
+		blk[(g & 511) >> 3] |= (uint8_t)(1u << (g & 7));
+}
+
 void
 bloom_add(struct bloom *b, uint8_t kind, const uint8_t *p, size_t len)
 {
-	uint64_t h = bloom_hash(kind, p, len), g = finish(h + P2);
+	uint64_t h = bloom_hash(kind, p, len);
+
+	bloom_set(b->bits + BLOOM_HEADER +
+		bloom_block_index(h, b->blocks) * BLOOM_BLOCK,
+	    finish(h + P2));
+}
+
+void
+bloom_add_soon(struct bloom *b, uint8_t kind, const uint8_t *p, size_t len)
+{
+	uint64_t h = bloom_hash(kind, p, len);
 	uint8_t *blk = b->bits + BLOOM_HEADER +
 	    bloom_block_index(h, b->blocks) * BLOOM_BLOCK;
+	unsigned i;
 
-	for (int i = 0; i < BLOOM_PROBES; i++, g >>= 9)
-		blk[(g & 511) >> 3] |= (uint8_t)(1u << (g & 7));
+	__builtin_prefetch(blk, 1);
+	if (b->soon_n < BLOOM_SOON) {
+		i = b->soon_n++;
+	} else {
+		/* The oldest add held back goes in, the new one waits. */
+		i = b->soon_next;
+		b->soon_next = (i + 1) % BLOOM_SOON;
+		bloom_set(b->soon_blk[i], b->soon_g[i]);
+	}
+	b->soon_blk[i] = blk;
+	b->soon_g[i] = finish(h + P2);
+}
+
+void
+bloom_settle(struct bloom *b)
+{
+	for (unsigned i = 0; i < b->soon_n; i++)
+		bloom_set(b->soon_blk[i], b->soon_g[i]);
+	b->soon_n = b->soon_next = 0;
 }
 
 void

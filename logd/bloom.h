@@ -5,9 +5,9 @@
  * A filter answers "certainly not in the table" for most keys that are
  * not, so a lookup skips the table without reading its B-tree.  It is
  * blocked: a key's bits all fall in one 64-byte block (one cache line),
- * 7 of them, with about 20 bits per entry (two keys an entry at most:
+ * 7 of them, with about 32 bits per entry (two keys an entry at most:
  * its leaf hash, and its digest for dedup), which answers "maybe" for
- * about 1% of absent keys.  The stored form is a 8-byte header (format
+ * about 0.1% of absent keys.  The stored form is a 8-byte header (format
  * 1, then the block count as u32 big-endian) and the blocks; the filter
  * can be tested in place, in LMDB's map.  Nothing here is secret.
  */
@@ -22,11 +22,17 @@
 #define BLOOM_HEADER 8
 #define BLOOM_BLOCK 64
 
+/* Adds bloom_add_soon holds back, their blocks being fetched meanwhile. */
+#define BLOOM_SOON 8
+
 /* A filter being built (bits are BLOOM_HEADER + blocks * BLOOM_BLOCK). */
 struct bloom {
 	uint32_t blocks;
 	uint8_t *bits;
 	size_t len;
+	uint8_t *soon_blk[BLOOM_SOON];
+	uint64_t soon_g[BLOOM_SOON];
+	unsigned soon_n, soon_next;
 };
 
 /* A filter sized for entries entries.  Returns KT_OK or KT_ENOMEM. */
@@ -35,6 +41,16 @@ void bloom_free(struct bloom *b);
 
 /* Adds the key (kind, p[0..len)): kind keeps kinds of key apart. */
 void bloom_add(struct bloom *b, uint8_t kind, const uint8_t *p, size_t len);
+
+/*
+ * The same add, for a filter nobody tests until bloom_settle: the key's
+ * block is fetched from memory now and its bits set a few adds later, so
+ * that a long run of adds to a large filter does not wait for each block
+ * in turn.  bloom_settle makes every add so far take effect.
+ */
+void bloom_add_soon(
+    struct bloom *b, uint8_t kind, const uint8_t *p, size_t len);
+void bloom_settle(struct bloom *b);
 
 /*
  * Tests a stored filter (f[0..flen), as bloom_init and bloom_add left

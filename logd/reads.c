@@ -677,8 +677,10 @@ api_get_metrics(struct http_req *r, void *arg)
 	    "# TYPE keytrail_index_table_levels gauge\n"
 	    "keytrail_index_table_levels %u\n"
 	    "# TYPE keytrail_index_table_merges gauge\n"
-	    "keytrail_index_table_merges %u\n",
-	    st.ixtables, st.ixlevels, st.ixmerges);
+	    "keytrail_index_table_merges %u\n"
+	    "# TYPE keytrail_index_table_level_max gauge\n"
+	    "keytrail_index_table_level_max %u\n",
+	    st.ixtables, st.ixlevels, st.ixmerges, st.ixlevel_max);
 	metric(&b,
 	    "# TYPE keytrail_index_table_probes_total counter\n"
 	    "keytrail_index_table_probes_total{result=\"read\"} %llu\n"

@@ -921,16 +921,44 @@ wtx_sign(struct store_wtx *w, const struct kt_hash *root, store_sign_fn sign,
  * so every page of a table is written once, full: the frozen run goes to
  * a new table of level 0, and each level's oldest STORE_TABLE_FANOUT
  * live tables, once there are that many, are merged into one table of
- * the next level.  A slice moves twice as many rows as the batch
- * buffered (at least 64), so each job ends well before its level fills
- * again.  docs/storage.md, "Index tables".
+ * the next level.  The frozen run's slice is twice as many rows as the
+ * batch buffered (at least 64), so the run is out well before the next
+ * one fills.  A merge's slice is 1.25 times as many (at least 16): a
+ * merge into level L moves the rows of 8^L runs and must end before the
+ * level below has its next STORE_TABLE_FANOUT tables, 8^L runs later, so
+ * it ends at about 0.8 of that time, and merges at every level run most
+ * of the time, each at little more than the rate rows come in, instead
+ * of half the time at twice it.  Should a merge fall behind anyway (the
+ * entries it moves had more rows than today's), its pace doubles with
+ * each table the level below has beyond the 6 it can gather in time.
+ * docs/storage.md, "Index tables".
  */
 
-/* Rows a job moves in this batch. */
+/* Rows the frozen run's job moves in this batch. */
 static size_t
 wtx_budget(const struct store_wtx *w)
 {
 	return 2 * (ixbuf_rows(w->s->ixact) - w->ixrows0) + 64;
+}
+
+/* Rows the merge into level moves in this batch. */
+static size_t
+wtx_merge_budget(const struct store_wtx *w, uint8_t level)
+{
+	size_t rows = ixbuf_rows(w->s->ixact) - w->ixrows0;
+	unsigned waiting = 0;
+
+	/* Live tables of the level below that the next merge will take. */
+	for (unsigned i = 0; i < w->tabs.n; i++)
+		waiting += w->tabs.t[i].flags == TAB_LIVE &&
+		    (unsigned)w->tabs.t[i].level + 1 == level;
+	rows += rows / 4 + 16;
+	/* Behind: twice the pace for each table past its time, or more. */
+	if (waiting + 2 > STORE_TABLE_FANOUT)
+		rows <<= waiting + 2 - STORE_TABLE_FANOUT < 6
+		    ? waiting + 2 - STORE_TABLE_FANOUT
+		    : 6;
+	return rows;
 }
 
 /*
@@ -967,7 +995,7 @@ store_bloom_row(struct store *s, unsigned slot, const MDB_val *k)
 		return;
 	/* A table row's key is its index's number, then the row's key. */
 	if ((flen = store_ix_filed(p[0], k->mv_size - 1)) > 0)
-		bloom_add(&s->bb[slot], p[0], p + 1, flen);
+		bloom_add_soon(&s->bb[slot], p[0], p + 1, flen);
 }
 
 /*
@@ -981,6 +1009,7 @@ wtx_bloom_done(struct store_wtx *w, unsigned slot)
 	struct store *s = w->s;
 	uint8_t k = (uint8_t)slot;
 
+	bloom_settle(&s->bb[slot]);
 	if (s->bbok[slot] && w->rc == KT_OK)
 		wtx_put(
 		    w, DB_BLOOMS, &k, 1, s->bb[slot].bits, s->bb[slot].len, 0);
@@ -1143,7 +1172,7 @@ wtx_tab_merge_slice(struct store_wtx *w, struct store_tab *t)
 	uint8_t last[STORE_TABLE_KEY_MAX], level = t->level, slot = t->slot;
 	uint8_t kb[STORE_TABLE_KEY_MAX], vb[IXBUF_VAL_MAX];
 	int live[STORE_TABLE_MERGE_MAX], mrc, any = 0;
-	size_t budget = wtx_budget(w), lastlen = 0, ns = 0;
+	size_t budget = wtx_merge_budget(w, level), lastlen = 0, ns = 0;
 
 	for (unsigned i = 0; i < w->tabs.n && w->rc == KT_OK; i++) {
 		if (!(w->tabs.t[i].flags & TAB_SOURCE) ||
@@ -1942,6 +1971,7 @@ store_bloom_reload(struct store *s, MDB_txn *txn, char *err, size_t errlen)
 				mrc = 0;
 		}
 		mdb_cursor_close(cur);
+		bloom_settle(&s->bb[t->slot]);
 		if (mrc != 0)
 			return store_mdb_error(s, mrc,
 			    store_db_names[DB_TABLE0 + t->slot], err, errlen);
@@ -2188,16 +2218,22 @@ store_stats(struct store *s, struct store_stats *st)
 		store_rd_end(rd);
 		return KT_EIO;
 	}
-	st->ixtables = st->ixmerges = st->ixlevels = 0;
+	st->ixtables = st->ixmerges = st->ixlevels = st->ixlevel_max = 0;
 	st->probes_read = atomic_load(&s->probes_read);
 	st->probes_skipped = atomic_load(&s->probes_skipped);
 	for (unsigned i = 0; i < tabs.n; i++) {
 		const struct store_tab *t = &tabs.t[i];
+		unsigned at = 0;
 
 		if (t->flags & TAB_LIVE) {
 			st->ixtables++;
 			if ((unsigned)t->level + 1 > st->ixlevels)
 				st->ixlevels = (unsigned)t->level + 1;
+			for (unsigned j = 0; j < tabs.n; j++)
+				at += (tabs.t[j].flags & TAB_LIVE) &&
+				    tabs.t[j].level == t->level;
+			if (at > st->ixlevel_max)
+				st->ixlevel_max = at;
 		} else if (t->level > 0) {
 			st->ixmerges++;
 		}

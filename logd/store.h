@@ -243,6 +243,7 @@ struct store_stats {
 	unsigned ixtables;	 /* live index tables */
 	unsigned ixmerges;	 /* index table merges under way */
 	unsigned ixlevels;	 /* levels of live index tables (highest + 1) */
+	unsigned ixlevel_max;	 /* most live index tables at one level */
 	uint64_t probes_read;	 /* table lookups that read the table */
 	uint64_t probes_skipped; /* and that its Bloom filter spared */
 };

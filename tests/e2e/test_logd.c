@@ -1166,6 +1166,11 @@ test_gzip_metrics_reload(void **state)
 	    strstr((char *)r.body.p, "keytrail_entries_appended_total 21\n"));
 	assert_non_null(strstr(
 	    (char *)r.body.p, "keytrail_http_responses_total{status=\"200\"}"));
+	/* A log this small has all its index rows in the buffer. */
+	assert_non_null(
+	    strstr((char *)r.body.p, "\nkeytrail_index_tables 0\n"));
+	assert_non_null(strstr(
+	    (char *)r.body.p, "\nkeytrail_index_table_level_max 0\n"));
 	{
 		/*
 		 * The batches' steps (in store_append) add up to no more

@@ -922,6 +922,68 @@ test_store_index_buffer_runs(void **state)
 	check_log(f);
 }
 
+/*
+ * Merges keep up when the entries they move had more index rows than
+ * today's: after runs of entries with three or four rows each, entries
+ * with one row (their leaf hash) come in, and a merge paced on today's
+ * rows alone would let the level below pile up tables.  The pace then
+ * quickens, so no level ever holds many more tables than a merge takes,
+ * and every entry is still found where it is.
+ */
+static void
+test_store_index_merges_keep_pace(void **state)
+{
+	struct fx *f = *state;
+	struct store_stats st;
+	unsigned most = 0, merges_seen = 0;
+	uint64_t first = 0;
+	char err[256];
+
+	store_set_ixbuf_entries(f->s, 64);
+	for (int r = 0; r < 32; r++, first += 16)
+		append_ok(f, first, 16, 0);
+	for (int r = 0; r < 160; r++) {
+		uint8_t b[8][128];
+		struct store_item it[8];
+		uint64_t size;
+
+		for (int i = 0; i < 8; i++)
+			plain_item(1000000 + first + (uint64_t)i, b[i], &it[i]);
+		assert_int_equal(store_append(f->s, it, 8, fake_sign, &f->sg,
+				     NULL, &size, err, sizeof(err)),
+		    KT_OK);
+		for (int i = 0; i < 8; i++)
+			assert_int_equal(it[i].duplicate, 0);
+		first += 8;
+		assert_int_equal(size, first);
+		assert_int_equal(store_stats(f->s, &st), KT_OK);
+		merges_seen += st.ixmerges > 0;
+		if (st.ixlevel_max > most)
+			most = st.ixlevel_max;
+	}
+	print_message("most live tables at one level: %u\n", most);
+	assert_true(merges_seen > 0);
+	/*
+	 * The 8 being merged and at most 7 that came meanwhile: paced on
+	 * today's rows alone, the first merge would still be running when
+	 * the 8th came (16 here).
+	 */
+	assert_true(most <= 15);
+	/* Old and new entries again: duplicates at their own indexes. */
+	for (uint64_t e = 0; e < first; e += 37) {
+		uint8_t b[128];
+		struct store_item it;
+		uint64_t size;
+
+		plain_item(e < 512 ? e : 1000000 + e, b, &it);
+		assert_int_equal(store_append(f->s, &it, 1, fake_sign, &f->sg,
+				     NULL, &size, err, sizeof(err)),
+		    KT_OK);
+		assert_int_equal(it.duplicate, 1);
+		assert_int_equal(it.index, e);
+	}
+}
+
 static void
 test_store_map_full_is_clean(void **state)
 {
@@ -1297,6 +1359,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_store_index_buffer_session_retakes_runs, fx_setup,
 		    fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_store_index_merges_keep_pace, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_store_map_full_is_clean, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
