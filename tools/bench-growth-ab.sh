@@ -13,8 +13,8 @@
 #
 # Each measurement is keytrail bench append: KT_GROWTH_APPENDS (default
 # 131072) signed submissions over 64 connections, every proof checked.
-# Printed: each round's rates, and the large rate as a ratio to the mean
-# of the small rates around it.
+# Printed: each round's rates (with the batches' steps from /metrics),
+# and the large rate as a ratio to the mean of the small rates around it.
 #
 #   tools/bench-growth-ab.sh [LARGE] [ROUNDS]     (10000000, 3)
 set -eu
@@ -53,11 +53,14 @@ copy() {
 	    "$2/hsm/softhsm2.conf"
 }
 
-# Appends to the log in $1; prints the rate.
+# Appends to the log in $1; prints the rate.  Each batch's figures go to
+# $tmp/steps.txt (bench_batch_steps) for say().
 measure() {
 	start "$1"
+	_before=$(bench_batch_counters)
 	"$build/tools/keytrail" bench append --url "$url" --data "$1" \
 	    -n "$appends" -c 64 >"$tmp/append.txt"
+	bench_batch_steps "$_before" "$(bench_batch_counters)" >"$tmp/steps.txt"
 	stop
 	grep -q "appended and proven   $appends of $appends" "$tmp/append.txt" || {
 		echo "bench-growth-ab: appends failed" >&2
@@ -65,6 +68,12 @@ measure() {
 		exit 1
 	}
 	awk '/durable appends/ { print $3 }' "$tmp/append.txt"
+}
+
+# One line of results: the log, its rate, and per batch its entries and
+# milliseconds adding / moving index rows / checkpoint / commit.
+say() {
+	echo "$1 $2 (per batch: $(cat "$tmp/steps.txt"))"
 }
 
 # One development setup, map raised to 32 GiB, then the two logs.
@@ -82,14 +91,14 @@ copy "$tmp/small" "$tmp/small0"
 echo "appends/s, small log (10,000 entries) and large log ($large), in turns"
 copy "$tmp/small0" "$tmp/small"
 prev=$(measure "$tmp/small")
-echo "small $prev"
+say small "$prev"
 r=1
 while [ "$r" -le "$rounds" ]; do
 	big=$(measure "$tmp/large")
-	echo "large $big"
+	say large "$big"
 	copy "$tmp/small0" "$tmp/small"
 	next=$(measure "$tmp/small")
-	echo "small $next"
+	say small "$next"
 	echo "$prev $big $next" | awk -v r="$r" '{
 		printf "round %d: large / mean of the small runs around it = %.2fx\n",
 		    r, $2 / (($1 + $3) / 2) }'

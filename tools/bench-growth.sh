@@ -90,19 +90,6 @@ request = function()
 end
 EOF
 
-# The batch counters of /metrics, on one line: batches entries add index
-# ckpt commit.
-batch_counters() {
-	curl -sf "$url/metrics" | awk '
-		/^keytrail_batches_total / { b = $2 }
-		/^keytrail_entries_appended_total / { e = $2 }
-		/^keytrail_batch_step_seconds_total\{step="add"\}/ { a = $2 }
-		/^keytrail_batch_step_seconds_total\{step="index"\}/ { x = $2 }
-		/^keytrail_batch_step_seconds_total\{step="checkpoint"\}/ { c = $2 }
-		/^keytrail_batch_step_seconds_total\{step="commit"\}/ { m = $2 }
-		END { print b, e, a, x, c, m }'
-}
-
 printf '%10s %14s %9s %10s %14s %12s %10s %30s\n' entries proof-p50/p99 \
     /ckpt-p50 appends/s append-p50/p99 disk-B/entry RSS-anon \
     'per batch: n add/index/ckpt/commit'
@@ -133,15 +120,10 @@ for want in $sizes; do
 	    awk '{ printf "%.2fx", $1 / (($2 + $3) / 2) }')
 	p99=$(awk '$1 == "99%" { print $2 }' "$tmp/wrk.txt")
 	disk=$(du -B1 -s "$data/log" | awk '{ print $1 }')
-	before=$(batch_counters)
+	before=$(bench_batch_counters)
 	"$build/tools/keytrail" bench append --url "$url" --data "$data" \
 	    -n "$appends" -c 64 >"$tmp/append.txt"
-	steps=$(echo "$before $(batch_counters)" | awk '{
-		b = $7 - $1
-		if (b <= 0) { print "-"; exit }
-		printf "%.0f %.2f/%.2f/%.2f/%.2f ms", ($8 - $2) / b,
-		    ($9 - $3) * 1000 / b, ($10 - $4) * 1000 / b,
-		    ($11 - $5) * 1000 / b, ($12 - $6) * 1000 / b }')
+	steps=$(bench_batch_steps "$before" "$(bench_batch_counters)")
 	rss=$(awk '/^RssAnon:/ { print $2 " " $3 }' "/proc/$logd_pid/status")
 	rate=$(awk '/durable appends/ { print $3 }' "$tmp/append.txt")
 	alat=$(awk '/latency p50/ { print $5 "/" $7 }' "$tmp/append.txt")

@@ -52,6 +52,30 @@ bench_prepare() {
 	done
 }
 
+# The batch counters of the daemon at $url (/metrics), on one line:
+# batches entries add index ckpt commit.
+bench_batch_counters() {
+	curl -sf "$url/metrics" | awk '
+		/^keytrail_batches_total / { b = $2 }
+		/^keytrail_entries_appended_total / { e = $2 }
+		/^keytrail_batch_step_seconds_total\{step="add"\}/ { a = $2 }
+		/^keytrail_batch_step_seconds_total\{step="index"\}/ { x = $2 }
+		/^keytrail_batch_step_seconds_total\{step="checkpoint"\}/ { c = $2 }
+		/^keytrail_batch_step_seconds_total\{step="commit"\}/ { m = $2 }
+		END { print b, e, a, x, c, m }'
+}
+
+# From two bench_batch_counters lines: entries per batch, then ms per
+# batch adding, moving index rows, making the checkpoint, committing.
+bench_batch_steps() {
+	echo "$1 $2" | awk '{
+		b = $7 - $1
+		if (b <= 0) { print "-"; exit }
+		printf "%.0f %.2f/%.2f/%.2f/%.2f ms", ($8 - $2) / b,
+		    ($9 - $3) * 1000 / b, ($10 - $4) * 1000 / b,
+		    ($11 - $5) * 1000 / b, ($12 - $6) * 1000 / b }'
+}
+
 # Starts keytrail-logd on data directory DATA at 127.0.0.1:$port, its log
 # appended to $tmp/logd.log, and waits until it answers; sets logd_pid.
 # bench_logd_stop stops it.  NAME prefixes the message if it does not
