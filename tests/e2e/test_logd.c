@@ -1169,8 +1169,8 @@ test_gzip_metrics_reload(void **state)
 	/* A log this small has all its index rows in the buffer. */
 	assert_non_null(
 	    strstr((char *)r.body.p, "\nkeytrail_index_tables 0\n"));
-	assert_non_null(strstr(
-	    (char *)r.body.p, "\nkeytrail_index_table_level_max 0\n"));
+	assert_non_null(
+	    strstr((char *)r.body.p, "\nkeytrail_index_table_level_max 0\n"));
 	{
 		/*
 		 * The batches' steps (in store_append) add up to no more
