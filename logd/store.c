@@ -2195,6 +2195,7 @@ store_close(struct store *s)
 int
 store_stats(struct store *s, struct store_stats *st)
 {
+	unsigned at_level[64] = { 0 };
 	struct store_tabs tabs;
 	struct store_rd *rd;
 	MDB_envinfo info;
@@ -2223,17 +2224,14 @@ store_stats(struct store *s, struct store_stats *st)
 	st->probes_skipped = atomic_load(&s->probes_skipped);
 	for (unsigned i = 0; i < tabs.n; i++) {
 		const struct store_tab *t = &tabs.t[i];
-		unsigned at = 0;
 
 		if (t->flags & TAB_LIVE) {
 			st->ixtables++;
 			if ((unsigned)t->level + 1 > st->ixlevels)
 				st->ixlevels = (unsigned)t->level + 1;
-			for (unsigned j = 0; j < tabs.n; j++)
-				at += (tabs.t[j].flags & TAB_LIVE) &&
-				    tabs.t[j].level == t->level;
-			if (at > st->ixlevel_max)
-				st->ixlevel_max = at;
+			/* Levels are below 64 (store_tabs_read). */
+			if (++at_level[t->level] > st->ixlevel_max)
+				st->ixlevel_max = at_level[t->level];
 		} else if (t->level > 0) {
 			st->ixmerges++;
 		}
