@@ -7,7 +7,7 @@
  * B-trees, a batch of 64 entries dirtied well over a hundred index pages,
  * and the commit's fdatasync costs in proportion to the pages it writes.
  * So the store keeps a run of the newest entries' rows here, in the
- * indexes' own key order (a skip list), writes them to a sequential
+ * indexes' own key order (skip lists), writes them to a sequential
  * table only (one record per entry, so a restart rebuilds the run), and
  * later writes a full run out in key order, a slice per batch, to an
  * index table of its own.
@@ -28,6 +28,8 @@
 /* Longest key and value of a row (LMDB keys are at most 511 bytes). */
 #define IXBUF_KEY_MAX 511
 #define IXBUF_VAL_MAX 255
+/* Rows' tables (db) are below this. */
+#define IXBUF_DBS 8
 
 struct ixbuf;
 
@@ -58,7 +60,7 @@ void ixbuf_free(struct ixbuf *b);
  * order, each with at least one row, so a run holds a contiguous range of
  * entries.  The first flen bytes of the key (0 for none) go into the
  * run's filter, as the key ixbuf_maybe is later asked about.  Returns
- * KT_OK, KT_EINVAL (lengths, or an index below the last row's) or
+ * KT_OK, KT_EINVAL (db, lengths, or an index below the last row's) or
  * KT_ENOMEM.
  */
 int ixbuf_add(struct ixbuf *b, uint8_t db, const uint8_t *key, size_t klen,
