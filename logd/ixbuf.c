@@ -10,12 +10,14 @@
  * Heights are drawn with probability 1/4 per level from a xorshift
  * generator: nothing here is secret.
  */
+#define _GNU_SOURCE /* mremap */
 #include "ixbuf.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "bloom.h"
 
@@ -24,6 +26,8 @@
 #define IXBUF_ALIGN 8
 /* Arena offsets are 32-bit: a run stays far below 4 GiB. */
 #define IXBUF_ARENA_MAX (UINT32_MAX - 65536u)
+/* Huge pages, where the system gives them on request. */
+#define IXBUF_HUGE ((size_t)2 << 20)
 
 struct ixnode {
 	uint64_t index;
@@ -120,6 +124,24 @@ ix_cmp(const struct ixnode *n, uint8_t db, const uint8_t *key, size_t klen)
 	return n->klen < klen ? -1 : n->klen > klen;
 }
 
+/*
+ * The arena is mapped, not allocated: a search lands on random nodes of
+ * tens of MiB, and in 4 KiB pages nearly every one is a TLB miss too, so
+ * the arena asks for huge pages (a hint); and it grows by mremap, which
+ * moves pages instead of copying them.  Fresh mappings read as zeros.
+ */
+static uint8_t *
+ix_map(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	(void)madvise(p, len, MADV_HUGEPAGE);
+	return p;
+}
+
 int
 ixbuf_new(uint64_t filter_entries, struct ixbuf **out)
 {
@@ -128,14 +150,14 @@ ixbuf_new(uint64_t filter_entries, struct ixbuf **out)
 
 	if (b == NULL)
 		return KT_ENOMEM;
-	b->cap = heads + 64 * 1024;
-	if ((b->arena = calloc(1, b->cap)) == NULL) {
+	b->cap = IXBUF_HUGE;
+	if ((b->arena = ix_map(b->cap)) == NULL) {
 		free(b);
 		return KT_ENOMEM;
 	}
 	if (filter_entries > 0 &&
 	    bloom_init(&b->filter, filter_entries) != KT_OK) {
-		free(b->arena);
+		(void)munmap(b->arena, b->cap);
 		free(b);
 		return KT_ENOMEM;
 	}
@@ -147,7 +169,7 @@ ixbuf_new(uint64_t filter_entries, struct ixbuf **out)
 	atomic_init(&b->refs, 1);
 	if (pthread_rwlock_init(&b->lock, NULL) != 0) {
 		bloom_free(&b->filter);
-		free(b->arena);
+		(void)munmap(b->arena, b->cap);
 		free(b);
 		return KT_ENOMEM;
 	}
@@ -170,7 +192,7 @@ ixbuf_free(struct ixbuf *b)
 		return;
 	pthread_rwlock_destroy(&b->lock);
 	bloom_free(&b->filter);
-	free(b->arena);
+	(void)munmap(b->arena, b->cap);
 	free(b->order);
 	free(b);
 }
@@ -224,8 +246,9 @@ ix_reserve(struct ixbuf *b, size_t need)
 			return KT_ENOMEM;
 		cap = IXBUF_ARENA_MAX;
 	}
-	if ((p = realloc(b->arena, cap)) == NULL)
+	if ((p = mremap(b->arena, b->cap, cap, MREMAP_MAYMOVE)) == MAP_FAILED)
 		return KT_ENOMEM;
+	(void)madvise(p, cap, MADV_HUGEPAGE);
 	b->arena = p;
 	b->cap = cap;
 	return KT_OK;
