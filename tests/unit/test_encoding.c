@@ -296,6 +296,66 @@ test_json_quote(void **state)
 	kt_buf_free(&b);
 }
 
+/*
+ * The same escapes as jansson's for random strings of every ASCII byte
+ * and some UTF-8, in runs long and short around the eight-byte steps;
+ * and the same refusals when a byte breaks the UTF-8.
+ */
+static void
+test_json_quote_matches_jansson(void **state)
+{
+	static const char *const pieces[] = { "\xc3\xa9", "\xe2\x82\xac",
+		"\xf0\x9f\x98\x80", "ABCDEFGH", "abcdefghijklmnop", "\\",
+		"\"", "\n" };
+	uint64_t r = UINT64_C(0x853c49e6748fea9b);
+	struct kt_buf b;
+	char in[160];
+
+	(void)state;
+	kt_buf_init(&b, 1024);
+	for (int t = 0; t < 20000; t++) {
+		size_t n = 0, want = (size_t)(t % 120);
+		json_t *j;
+		char *d;
+		int rc;
+
+		while (n < want) {
+			r ^= r << 13;
+			r ^= r >> 7;
+			r ^= r << 17;
+			if (r % 4 == 0) {
+				const char *pc = pieces[(r >> 8) % 8];
+				size_t pl = strlen(pc);
+
+				if (n + pl > sizeof(in))
+					break;
+				memcpy(in + n, pc, pl);
+				n += pl;
+			} else {
+				in[n++] = (char)((r >> 8) % 128);
+			}
+		}
+		/* One in eight strings gets a stray continuation byte. */
+		if (t % 8 == 7 && n > 0)
+			in[(r >> 20) % n] = (char)0x80;
+		kt_buf_reset(&b);
+		rc = kt_json_quote(&b, in, n);
+		j = json_stringn(in, n);
+		if (j == NULL) {
+			assert_int_equal(rc, KT_EINVAL);
+			assert_int_equal(b.len, 0);
+			continue;
+		}
+		assert_int_equal(rc, KT_OK);
+		assert_non_null(d = json_dumps(j, JSON_ENCODE_ANY));
+		assert_int_equal(b.len, strlen(d));
+		assert_memory_equal(b.p, d, b.len);
+		free(d);
+		json_decref(j);
+	}
+	kt_buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -310,6 +370,7 @@ main(void)
 		cmocka_unit_test(test_strerror_names_every_code),
 		cmocka_unit_test(test_monotonic_seconds),
 		cmocka_unit_test(test_json_quote),
+		cmocka_unit_test(test_json_quote_matches_jansson),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
