@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define BLOOM_BITS_PER_ENTRY 32
+#define BLOOM_BITS_PER_ENTRY 48
 #define BLOOM_PROBES 7
 #define BLOOM_FORMAT 1
 /* Filters this large are allocated in (transparent) huge pages. */

@@ -5,9 +5,9 @@
  * A filter answers "certainly not in the table" for most keys that are
  * not, so a lookup skips the table without reading its B-tree.  It is
  * blocked: a key's bits all fall in one 64-byte block (one cache line),
- * 7 of them, with about 32 bits per entry (two keys an entry at most:
+ * 7 of them, with about 48 bits per entry (two keys an entry at most:
  * its leaf hash, and its digest for dedup), which answers "maybe" for
- * about 0.1% of absent keys.  The stored form is a 8-byte header (format
+ * about 0.012% of absent keys.  The stored form is a 8-byte header (format
  * 1, then the block count as u32 big-endian) and the blocks; the filter
  * can be tested in place, in LMDB's map.  Nothing here is secret.
  */
