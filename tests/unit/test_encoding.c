@@ -305,8 +305,8 @@ static void
 test_json_quote_matches_jansson(void **state)
 {
 	static const char *const pieces[] = { "\xc3\xa9", "\xe2\x82\xac",
-		"\xf0\x9f\x98\x80", "ABCDEFGH", "abcdefghijklmnop", "\\",
-		"\"", "\n" };
+		"\xf0\x9f\x98\x80", "ABCDEFGH", "abcdefghijklmnop", "\\", "\"",
+		"\n" };
 	uint64_t r = UINT64_C(0x853c49e6748fea9b);
 	struct kt_buf b;
 	char in[160];
