@@ -100,6 +100,8 @@ bench_open_logd(const char *dir, struct bench_hsm *b,
 	if (store_open(dir, c.origin, c.map_size, st, err, sizeof(err)) !=
 	    KT_OK)
 		goto fail;
+	/* Runs and tables of the size the daemon will use on this log. */
+	store_set_ixbuf_entries(*st, c.ixbuf_entries);
 	return 0;
 fail:
 	fprintf(stderr, "keytrail-bench-store: %s\n", err);
