@@ -73,13 +73,18 @@ ix_size(int height, size_t klen, size_t vlen)
 
 #define IXBUF_HEAD_SIZE ix_size(IXBUF_HEIGHT, 0, 0)
 
-/* The head of the bucket of (db, key): key[0], or 0 for an empty key. */
-static uint32_t
-ix_head(uint8_t db, const uint8_t *key, size_t klen)
+/* The bucket of (db, key): by key[0], or 0 for an empty key. */
+static size_t
+ix_bucket(uint8_t db, const uint8_t *key, size_t klen)
 {
-	unsigned c = klen > 0 ? key[0] : 0;
+	return (size_t)db * 256 + (klen > 0 ? key[0] : 0);
+}
 
-	return (uint32_t)(((size_t)db * 256 + c) * IXBUF_HEAD_SIZE);
+/* The offset of bucket bk's head. */
+static uint32_t
+ix_head(size_t bk)
+{
+	return (uint32_t)(bk * IXBUF_HEAD_SIZE);
 }
 
 /*
@@ -97,12 +102,9 @@ ix_after(const struct ixbuf *b, uint32_t x)
 	if (x < IXBUF_BUCKETS * IXBUF_HEAD_SIZE)
 		bk = x / IXBUF_HEAD_SIZE;
 	else
-		bk = ix_head(
-			 n->db, (const uint8_t *)&n->next[n->height], n->klen) /
-		    IXBUF_HEAD_SIZE;
+		bk = ix_bucket(n->db, ix_key(n), n->klen);
 	while (++bk < IXBUF_BUCKETS) {
-		uint32_t nx =
-		    ix_node(b, (uint32_t)(bk * IXBUF_HEAD_SIZE))->next[0];
+		uint32_t nx = ix_node(b, ix_head(bk))->next[0];
 
 		if (nx != 0)
 			return nx;
@@ -162,8 +164,7 @@ ixbuf_new(uint64_t filter_entries, struct ixbuf **out)
 		return KT_ENOMEM;
 	}
 	for (size_t i = 0; i < IXBUF_BUCKETS; i++)
-		ix_node(b, (uint32_t)(i * IXBUF_HEAD_SIZE))->height =
-		    IXBUF_HEIGHT;
+		ix_node(b, ix_head(i))->height = IXBUF_HEIGHT;
 	b->len = heads;
 	b->rng = UINT64_C(0x9e3779b97f4a7c15);
 	atomic_init(&b->refs, 1);
@@ -218,7 +219,7 @@ static void
 ix_find(const struct ixbuf *b, uint8_t db, const uint8_t *key, size_t klen,
     uint32_t prev[IXBUF_HEIGHT])
 {
-	uint32_t x = ix_head(db, key, klen);
+	uint32_t x = ix_head(ix_bucket(db, key, klen));
 
 	for (int l = IXBUF_HEIGHT - 1; l >= 0; l--) {
 		uint32_t nx;
