@@ -946,19 +946,18 @@ static size_t
 wtx_merge_budget(const struct store_wtx *w, uint8_t level)
 {
 	size_t rows = ixbuf_rows(w->s->ixact) - w->ixrows0;
-	unsigned waiting = 0;
+	unsigned waiting = 0, behind;
 
 	/* Live tables of the level below that the next merge will take. */
 	for (unsigned i = 0; i < w->tabs.n; i++)
 		waiting += w->tabs.t[i].flags == TAB_LIVE &&
 		    (unsigned)w->tabs.t[i].level + 1 == level;
 	rows += rows / 4 + 16;
-	/* Behind: twice the pace for each table past its time, or more. */
-	if (waiting + 2 > STORE_TABLE_FANOUT)
-		rows <<= waiting + 2 - STORE_TABLE_FANOUT < 6
-		    ? waiting + 2 - STORE_TABLE_FANOUT
-		    : 6;
-	return rows;
+	/* Behind: twice the pace for each table past its time, up to 64x. */
+	behind = waiting + 2 > STORE_TABLE_FANOUT
+	    ? waiting + 2 - STORE_TABLE_FANOUT
+	    : 0;
+	return rows << (behind < 6 ? behind : 6);
 }
 
 /*
