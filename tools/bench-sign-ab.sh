@@ -7,19 +7,28 @@
 # copy of the same key (keytrail-bench-hsm, 2 threads, 2 s) just before
 # and just after each round.  Printed per round: both rates, each as a
 # ratio to the mean raw rate, and this build's rate over the other's.
+# With --append it measures durable appends (POST /v1/entries, keytrail
+# bench append) instead; the raw C_Sign rate is still printed as a gauge
+# of the machine's speed.
 #
-#   tools/bench-sign-ab.sh OTHER_BUILD [ROUNDS] [N] [CONNS]
+#   tools/bench-sign-ab.sh [--append] OTHER_BUILD [ROUNDS] [N] [CONNS]
 #       OTHER_BUILD  the build directory of another revision (only its
 #                    logd/keytrail-logd is used); this tree's build/ is
 #                    the other side, and its keytrail client drives both
-#       defaults     4 rounds, 30000 signatures, 128 connections
+#       defaults     4 rounds, 30000 requests, 128 connections
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 build="$top/build"
 . "$top/tools/bench-lib.sh"
+mode=sign
+if [ "${1:-}" = "--append" ]; then
+	mode=append
+	shift
+fi
 [ $# -ge 1 ] || {
-	echo "usage: tools/bench-sign-ab.sh OTHER_BUILD [ROUNDS] [N] [CONNS]" >&2
+	echo "usage: tools/bench-sign-ab.sh [--append] OTHER_BUILD [ROUNDS] [N]" \
+	    "[CONNS]" >&2
 	exit 2
 }
 other=$1
@@ -54,12 +63,13 @@ pid_b=$!
 bench_wait_up "http://127.0.0.1:$port_a" "$tmp/a.log" bench-sign-ab
 bench_wait_up "http://127.0.0.1:$port_b" "$tmp/b.log" bench-sign-ab
 
-# sign SIDE COUNT: the signing rate of side a (other) or b (this build).
+# sign SIDE COUNT: the signing (or appending) rate of side a (other) or
+# b (this build).
 sign() {
 	eval "_port=\$port_$1"
-	"$build/tools/keytrail" bench sign --url "http://127.0.0.1:$_port" \
+	"$build/tools/keytrail" bench "$mode" --url "http://127.0.0.1:$_port" \
 	    --data "$tmp/$1" -n "$2" -c "$conns" |
-	    awk '/signatures  / { print $2 }'
+	    awk '/signatures  |durable appends  / { print $(NF - 1) }'
 }
 raw() {
 	"$build/tools/keytrail-bench-hsm" "$tmp/b" default 2 2 |
@@ -69,7 +79,7 @@ raw() {
 # Warm both up: first signatures build each key's tables.
 sign a 2000 >/dev/null
 sign b 2000 >/dev/null
-echo "bench-sign-ab: $other (other) against $build (this), $n signatures" \
+echo "bench-sign-ab: $other (other) against $build (this), $n ${mode}s" \
     "at $conns connections, $rounds rounds"
 r=1
 while [ "$r" -le "$rounds" ]; do
