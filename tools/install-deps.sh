@@ -9,7 +9,7 @@ set -eu
 pkgs="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
 libssl-dev openssl liblmdb-dev lmdb-utils libevent-dev libjansson-dev
 softhsm2 libp11-dev libp11-kit-dev p11-kit opensc libcmocka-dev
-zlib1g-dev curl jq"
+zlib1g-dev curl jq libtcmalloc-minimal4"
 # The benchmarks also drive wrk and nginx (tools/bench-logd.sh).
 if [ "${1:-}" = "--bench" ]; then
 	pkgs="$pkgs wrk nginx-light python3"
