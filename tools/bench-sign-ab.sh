@@ -21,9 +21,9 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 build="$top/build"
 . "$top/tools/bench-lib.sh"
-mode=sign
+mode=sign what=signatures
 if [ "${1:-}" = "--append" ]; then
-	mode=append
+	mode=append what=appends
 	shift
 fi
 [ $# -ge 1 ] || {
@@ -79,7 +79,7 @@ raw() {
 # Warm both up: first signatures build each key's tables.
 sign a 2000 >/dev/null
 sign b 2000 >/dev/null
-echo "bench-sign-ab: $other (other) against $build (this), $n ${mode}s" \
+echo "bench-sign-ab: $other (other) against $build (this), $n $what" \
     "at $conns connections, $rounds rounds"
 r=1
 while [ "$r" -le "$rounds" ]; do
