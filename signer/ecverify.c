@@ -117,12 +117,25 @@ out:
  * cost of a check.  Nothing here is secret (s is part of a signature), so
  * the branches may depend on the values.
  */
+__extension__ typedef unsigned __int128 ecv_u128;
+
 static const uint64_t ecv_order[4] = {
 	UINT64_C(0xf3b9cac2fc632551),
 	UINT64_C(0xbce6faada7179e84),
 	UINT64_C(0xffffffffffffffff),
 	UINT64_C(0xffffffff00000000),
 };
+
+/* 1/n mod 2^64 (n is odd): Newton's iteration doubles the correct bits. */
+static uint64_t
+ecv_order_inv64(void)
+{
+	uint64_t n0 = ecv_order[0], inv = n0; /* right to 3 bits */
+
+	for (int i = 0; i < 5; i++)
+		inv *= 2 - n0 * inv;
+	return inv;
+}
 
 /* a += b; returns the carry out. */
 static uint64_t
@@ -157,13 +170,13 @@ u256_sub(uint64_t a[4], const uint64_t b[4])
 	return bw;
 }
 
-/* a >>= 1, with top shifted in as bit 255. */
+/* a >>= k for 0 < k < 64, with the low k bits of top shifted in. */
 static void
-u256_half(uint64_t a[4], uint64_t top)
+u256_shr(uint64_t a[4], unsigned k, uint64_t top)
 {
 	for (int i = 0; i < 3; i++)
-		a[i] = (a[i] >> 1) | (a[i + 1] << 63);
-	a[3] = (a[3] >> 1) | (top << 63);
+		a[i] = (a[i] >> k) | (a[i + 1] << (64 - k));
+	a[3] = (a[3] >> k) | (top << (64 - k));
 }
 
 /* -1, 0 or 1 as a <, = or > b. */
@@ -182,15 +195,38 @@ u256_is_one(const uint64_t a[4])
 	return a[0] == 1 && (a[1] | a[2] | a[3]) == 0;
 }
 
-/* x/2 mod n, for x < n: (x + n)/2 when x is odd. */
+/*
+ * x/2^k mod n, for x < n and 0 < k < 64: adds the multiple m*n (m < 2^k)
+ * that makes the low k bits zero, then shifts.  (x + m*n)/2^k is below
+ * (n + (2^k - 1)*n)/2^k = n, so no reduction follows.
+ */
 static void
-ecv_half_mod(uint64_t x[4])
+ecv_div2k_mod(uint64_t x[4], unsigned k, uint64_t ninv)
 {
-	uint64_t top = 0;
+	uint64_t m = (0 - x[0] * ninv) & ((UINT64_C(1) << k) - 1);
+	ecv_u128 acc = 0;
 
-	if (x[0] & 1)
-		top = u256_add(x, ecv_order);
-	u256_half(x, top);
+	for (int i = 0; i < 4; i++) {
+		acc += (ecv_u128)m * ecv_order[i] + x[i];
+		x[i] = (uint64_t)acc;
+		acc >>= 64;
+	}
+	u256_shr(x, k, (uint64_t)acc);
+}
+
+/*
+ * Strips u's factors of two (u > 0), k at a time, and divides x by the
+ * same power of two mod n.
+ */
+static void
+ecv_strip2(uint64_t u[4], uint64_t x[4], uint64_t ninv)
+{
+	while ((u[0] & 1) == 0) {
+		unsigned k = u[0] != 0 ? (unsigned)__builtin_ctzll(u[0]) : 63;
+
+		u256_shr(u, k, 0);
+		ecv_div2k_mod(x, k, ninv);
+	}
 }
 
 /* a - b mod n, for a, b < n. */
@@ -204,24 +240,21 @@ ecv_sub_mod(uint64_t a[4], const uint64_t b[4])
 /*
  * w = 1/a mod n for 0 < a < n.  Invariants: x1*a = u and x2*a = v
  * (mod n), and gcd(u, v) = gcd(a, n) = 1 since n is prime; each round
- * makes u or v smaller, so one of them reaches 1.
+ * makes u or v smaller, so one of them reaches 1.  A run of k zero bits
+ * is shifted out at once, its halvings of x1 or x2 done as one division
+ * by 2^k (ecv_div2k_mod).
  */
 static void
 ecv_inverse(const uint64_t a[4], uint64_t w[4])
 {
 	uint64_t u[4], v[4], x1[4] = { 1, 0, 0, 0 }, x2[4] = { 0, 0, 0, 0 };
+	uint64_t ninv = ecv_order_inv64();
 
 	memcpy(u, a, sizeof(u));
 	memcpy(v, ecv_order, sizeof(v));
 	while (!u256_is_one(u) && !u256_is_one(v)) {
-		while ((u[0] & 1) == 0) {
-			u256_half(u, 0);
-			ecv_half_mod(x1);
-		}
-		while ((v[0] & 1) == 0) {
-			u256_half(v, 0);
-			ecv_half_mod(x2);
-		}
+		ecv_strip2(u, x1, ninv);
+		ecv_strip2(v, x2, ninv);
 		if (u256_cmp(u, v) >= 0) {
 			(void)u256_sub(u, v);
 			ecv_sub_mod(x1, x2);
