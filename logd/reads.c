@@ -687,6 +687,12 @@ api_get_metrics(struct http_req *r, void *arg)
 	    "keytrail_index_table_probes_total{result=\"skipped\"} %llu\n",
 	    (unsigned long long)st.probes_read,
 	    (unsigned long long)st.probes_skipped);
+	metric(&b,
+	    "# TYPE keytrail_index_slices_total counter\n"
+	    "keytrail_index_slices_total %llu\n"
+	    "# TYPE keytrail_index_slice_rows_total counter\n"
+	    "keytrail_index_slice_rows_total %llu\n",
+	    (unsigned long long)st.slices, (unsigned long long)st.slice_rows);
 	metric(&b, "# TYPE keytrail_http_responses_total counter\n");
 	for (int s = 100; s < 600; s++) {
 		if (hs.by_status[s] != 0)

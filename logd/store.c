@@ -941,23 +941,53 @@ wtx_budget(const struct store_wtx *w)
 	return 2 * (ixbuf_rows(w->s->ixact) - w->ixrows0) + 64;
 }
 
+/*
+ * How far the merge into level is behind: live tables of the level
+ * below that the next merge will take, past 6 (0 when on time).
+ */
+static unsigned
+wtx_merge_behind(const struct store_wtx *w, uint8_t level)
+{
+	unsigned waiting = 0;
+
+	for (unsigned i = 0; i < w->tabs.n; i++)
+		waiting += w->tabs.t[i].flags == TAB_LIVE &&
+		    (unsigned)w->tabs.t[i].level + 1 == level;
+	return waiting + 2 > STORE_TABLE_FANOUT
+	    ? waiting + 2 - STORE_TABLE_FANOUT
+	    : 0;
+}
+
 /* Rows the merge into level moves in this batch. */
 static size_t
 wtx_merge_budget(const struct store_wtx *w, uint8_t level)
 {
 	size_t rows = ixbuf_rows(w->s->ixact) - w->ixrows0;
-	unsigned waiting = 0, behind;
+	unsigned behind = wtx_merge_behind(w, level);
 
-	/* Live tables of the level below that the next merge will take. */
-	for (unsigned i = 0; i < w->tabs.n; i++)
-		waiting += w->tabs.t[i].flags == TAB_LIVE &&
-		    (unsigned)w->tabs.t[i].level + 1 == level;
 	rows += rows / 4 + 16;
 	/* Behind: twice the pace for each table past its time, up to 64x. */
-	behind = waiting + 2 > STORE_TABLE_FANOUT
-	    ? waiting + 2 - STORE_TABLE_FANOUT
-	    : 0;
 	return rows << (behind < 6 ? behind : 6);
+}
+
+/* Counts a slice of moved rows for store_stats. */
+static void
+store_count_slice(struct store *s, size_t moved)
+{
+	atomic_fetch_add_explicit(&s->slices, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(
+	    &s->slice_rows, (uint_fast64_t)moved, memory_order_relaxed);
+}
+
+/*
+ * The smallest slice worth writing into a table of entries entries
+ * (STORE_SLICE_MIN, or half the entries for a small one).
+ */
+static size_t
+wtx_slice_min(uint64_t entries)
+{
+	return entries / 2 < STORE_SLICE_MIN ? (size_t)(entries / 2)
+					     : STORE_SLICE_MIN;
 }
 
 /*
@@ -1093,12 +1123,17 @@ wtx_ix_flush(struct store_wtx *w)
 	struct store_tab *t;
 	struct ixbuf_row r;
 	MDB_cursor *cur = NULL;
-	size_t budget = wtx_budget(w);
+	size_t budget = wtx_budget(w) + s->flushdebt, moved = 0;
 	uint32_t peek;
 	int mrc;
 
 	if (s->ixfrz == NULL || w->rc != KT_OK)
 		return;
+	if (budget < wtx_slice_min(ixbuf_entries(s->ixfrz))) {
+		s->flushdebt = budget;
+		return;
+	}
+	s->flushdebt = 0;
 	if ((t = wtx_tab_target(w, 0)) == NULL) {
 		/* A new table comes emptied, with a fresh filter. */
 		if ((t = wtx_tab_new(w, 0, ixbuf_first(s->ixfrz),
@@ -1131,8 +1166,10 @@ wtx_ix_flush(struct store_wtx *w)
 		if ((mrc = mdb_cursor_put(cur, &key, &val, MDB_APPEND)) != 0)
 			wtx_mdb(w, mrc, "writing an index table");
 		store_bloom_row(s, t->slot, &key);
+		moved++;
 	}
 	mdb_cursor_close(cur);
+	store_count_slice(s, moved);
 	peek = s->ixpos;
 	if (w->rc != KT_OK || ixbuf_next(s->ixfrz, &peek, &r))
 		return;
@@ -1172,7 +1209,16 @@ wtx_tab_merge_slice(struct store_wtx *w, struct store_tab *t)
 	uint8_t kb[STORE_TABLE_KEY_MAX], vb[IXBUF_VAL_MAX];
 	int live[STORE_TABLE_MERGE_MAX], mrc, any = 0;
 	size_t budget = wtx_merge_budget(w, level), lastlen = 0, ns = 0;
+	size_t moved = 0;
 
+	/* Behind (wtx_merge_budget doubled it): no deferring then. */
+	budget += w->s->mergedebt[level];
+	if (budget < wtx_slice_min(t->end - t->first) &&
+	    !wtx_merge_behind(w, level)) {
+		w->s->mergedebt[level] = budget;
+		return;
+	}
+	w->s->mergedebt[level] = 0;
 	for (unsigned i = 0; i < w->tabs.n && w->rc == KT_OK; i++) {
 		if (!(w->tabs.t[i].flags & TAB_SOURCE) ||
 		    w->tabs.t[i].level + 1 != level)
@@ -1252,6 +1298,7 @@ wtx_tab_merge_slice(struct store_wtx *w, struct store_tab *t)
 			break;
 		}
 		store_bloom_row(w->s, slot, &k);
+		moved++;
 		/* Move past this key in every source (a row counts once). */
 		for (size_t i = 0; i < ns; i++) {
 			if (!live[i] || (i != m && store_key_cmp(&sk[i], &k)))
@@ -1262,6 +1309,7 @@ wtx_tab_merge_slice(struct store_wtx *w, struct store_tab *t)
 			live[i] = mrc == 0;
 		}
 	}
+	store_count_slice(w->s, moved);
 	for (size_t i = 0; i < ns; i++)
 		if (live[i])
 			goto out; /* more in a later batch */
@@ -2113,6 +2161,8 @@ store_open_as(const char *datadir, const char *origin, uint64_t map_size,
 	}
 	atomic_init(&s->probes_read, 0);
 	atomic_init(&s->probes_skipped, 0);
+	atomic_init(&s->slices, 0);
+	atomic_init(&s->slice_rows, 0);
 	kt_buf_init(&s->text, KT_CHECKPOINT_MAX);
 	kt_buf_init(&s->note, KT_NOTE_MAX);
 	s->originlen = strlen(origin);
@@ -2139,6 +2189,15 @@ store_open_as(const char *datadir, const char *origin, uint64_t map_size,
 		goto out;
 	}
 	s->ixcap = STORE_IXBUF_ENTRIES_DEFAULT;
+	/*
+	 * What was owed before a restart is not known: the first batch
+	 * moves a full slice of each merge under way, so restarts never
+	 * slow the merges down.
+	 */
+	s->flushdebt = STORE_SLICE_MIN;
+	for (size_t i = 0; i < sizeof(s->mergedebt) / sizeof(s->mergedebt[0]);
+	     i++)
+		s->mergedebt[i] = STORE_SLICE_MIN;
 	if ((rc = store_schema(s, upgrade, err, errlen)) != KT_OK ||
 	    (rc = store_check_tree(s, err, errlen)) != KT_OK ||
 	    (rc = store_ix_open(s, err, errlen)) != KT_OK)
@@ -2221,6 +2280,8 @@ store_stats(struct store *s, struct store_stats *st)
 	st->ixtables = st->ixmerges = st->ixlevels = st->ixlevel_max = 0;
 	st->probes_read = atomic_load(&s->probes_read);
 	st->probes_skipped = atomic_load(&s->probes_skipped);
+	st->slices = atomic_load(&s->slices);
+	st->slice_rows = atomic_load(&s->slice_rows);
 	for (unsigned i = 0; i < tabs.n; i++) {
 		const struct store_tab *t = &tabs.t[i];
 

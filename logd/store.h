@@ -246,6 +246,8 @@ struct store_stats {
 	unsigned ixlevel_max;	 /* most live index tables at one level */
 	uint64_t probes_read;	 /* table lookups that read the table */
 	uint64_t probes_skipped; /* and that its Bloom filter spared */
+	uint64_t slices;	 /* slices written into index tables */
+	uint64_t slice_rows;	 /* rows those slices moved */
 };
 
 /* Fills *st.  Returns KT_OK, KT_EUNAVAIL or KT_EIO (*st unchanged). */

@@ -71,6 +71,16 @@ enum store_dbi {
 #define STORE_TABLE_FANOUT 8
 /* Sources a merge may have (more than the fanout: room to change it). */
 #define STORE_TABLE_MERGE_MAX 16
+/*
+ * Rows a batch writes into a table at least (docs/storage.md, "Merges at
+ * an even pace"): a batch's share of a merge or of the buffer's flush
+ * that is smaller is owed to a later batch instead.  Each slice rewrites
+ * the table's last leaf and branch pages and seeks every source again,
+ * whatever its size; at about 240 rows a batch that was most of a
+ * slice's cost.  A table of fewer than twice this many entries pays at
+ * half its size, so small runs (tests) keep their pace.
+ */
+#define STORE_SLICE_MIN 2048
 #define STORE_TABLE_KEY_MAX (1 + STORE_INDEX_KEY_MAX)
 /*
  * Tables up to this level get a Bloom filter (bloom.h), built while they
@@ -152,6 +162,14 @@ struct store {
 	uint32_t ixpos; /* merge position in ixfrz */
 	uint64_t ixcap; /* entries per run */
 	/*
+	 * Rows owed to the flush of ixfrz and to the merge into each level
+	 * (STORE_SLICE_MIN), carried from batch to batch.  Pace only: an
+	 * aborted batch's share is not taken back, and a restart starts
+	 * each at STORE_SLICE_MIN.
+	 */
+	size_t flushdebt;
+	size_t mergedebt[64];
+	/*
 	 * The filters of the tables being written, by slot; bbok[slot] is
 	 * set when the filter has seen every row (the table was begun by
 	 * this process).  The writer's.
@@ -160,6 +178,8 @@ struct store {
 	uint8_t bbok[STORE_TABLES];
 	/* Table lookups: read, or skipped by a filter (any thread). */
 	atomic_uint_fast64_t probes_read, probes_skipped;
+	/* Slices written into index tables, and the rows they moved. */
+	atomic_uint_fast64_t slices, slice_rows;
 	/* store_debug_set_rd_hook: tests only. */
 	void (*rd_hook)(void *ctx);
 	void *rd_hook_ctx;

@@ -1171,6 +1171,11 @@ test_gzip_metrics_reload(void **state)
 	    strstr((char *)r.body.p, "\nkeytrail_index_tables 0\n"));
 	assert_non_null(
 	    strstr((char *)r.body.p, "\nkeytrail_index_table_level_max 0\n"));
+	/* And nothing written into tables yet. */
+	assert_non_null(
+	    strstr((char *)r.body.p, "\nkeytrail_index_slices_total 0\n"));
+	assert_non_null(
+	    strstr((char *)r.body.p, "\nkeytrail_index_slice_rows_total 0\n"));
 	{
 		/*
 		 * The batches' steps (in store_append) add up to no more

@@ -984,6 +984,40 @@ test_store_index_merges_keep_pace(void **state)
 	}
 }
 
+/*
+ * A batch's share of a flush or merge that is below the smallest slice
+ * (STORE_SLICE_MIN, or half the table's entries) is carried to a later
+ * batch, so tables are written in slices of hundreds or thousands of
+ * rows, not in the few dozen a batch of 16 entries brings; and the
+ * pace still lets merges finish, with every entry found where it is.
+ */
+static void
+test_store_slices_are_not_tiny(void **state)
+{
+	struct fx *f = *state;
+	struct store_stats st;
+	uint64_t first = 0;
+	unsigned levels = 0;
+
+	/* Runs of 1,024 entries: flush slices of 512 rows, merges 2,048. */
+	store_set_ixbuf_entries(f->s, 1024);
+	for (int r = 0; r < 480; r++, first += 32) {
+		append_ok(f, first, 32, 0);
+		assert_int_equal(store_stats(f->s, &st), KT_OK);
+		if (st.ixlevels > levels)
+			levels = st.ixlevels;
+	}
+	print_message("%llu slices, %llu rows, %u levels\n",
+	    (unsigned long long)st.slices, (unsigned long long)st.slice_rows,
+	    levels);
+	assert_true(levels >= 2);
+	assert_true(st.slices > 10);
+	/* Paced per batch alone, a slice would be 150-300 rows. */
+	assert_true(st.slice_rows / st.slices >= 400);
+	check_indexes(f);
+	check_log(f);
+}
+
 static void
 test_store_map_full_is_clean(void **state)
 {
@@ -1361,6 +1395,8 @@ main(void)
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_store_index_merges_keep_pace, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_store_slices_are_not_tiny, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_store_map_full_is_clean, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
