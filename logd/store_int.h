@@ -72,8 +72,8 @@ enum store_dbi {
 /* Sources a merge may have (more than the fanout: room to change it). */
 #define STORE_TABLE_MERGE_MAX 16
 /*
- * Rows a batch writes into a table at least (docs/storage.md, "Merges at
- * an even pace"): a batch's share of a merge or of the buffer's flush
+ * Rows a batch writes into a table at least (docs/storage.md, "Index
+ * tables"): a batch's share of a merge or of the buffer's flush
  * that is smaller is owed to a later batch instead.  Each slice rewrites
  * the table's last leaf and branch pages and seeks every source again,
  * whatever its size; at about 240 rows a batch that was most of a
