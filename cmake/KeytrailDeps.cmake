@@ -12,8 +12,8 @@ pkg_check_modules(ZLIB REQUIRED IMPORTED_TARGET zlib)
 # keytrail-logd's allocator.  Its threads hand requests, proofs and
 # SoftHSM's and OpenSSL's many small buffers to one another, which the C
 # library's malloc serves through locked arenas and frequent fastbin
-# consolidation; tcmalloc's per-thread caches give the daemon about 8%
-# more signatures per second on two cores (docs/performance.md).  Only the
+# consolidation; tcmalloc's per-thread caches give the daemon 2-8% more
+# signatures per second on two cores (docs/performance.md).  Only the
 # daemon links it, never a sanitizer build (those bring their own malloc),
 # and without the library the daemon simply uses the C library's.
 option(KT_TCMALLOC
