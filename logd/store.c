@@ -958,12 +958,14 @@ wtx_merge_behind(const struct store_wtx *w, uint8_t level)
 	    : 0;
 }
 
-/* Rows the merge into level moves in this batch. */
+/*
+ * Rows a merge moves in this batch, behind tables past its time
+ * (wtx_merge_behind).
+ */
 static size_t
-wtx_merge_budget(const struct store_wtx *w, uint8_t level)
+wtx_merge_budget(const struct store_wtx *w, unsigned behind)
 {
 	size_t rows = ixbuf_rows(w->s->ixact) - w->ixrows0;
-	unsigned behind = wtx_merge_behind(w, level);
 
 	rows += rows / 4 + 16;
 	/* Behind: twice the pace for each table past its time, up to 64x. */
@@ -1208,13 +1210,13 @@ wtx_tab_merge_slice(struct store_wtx *w, struct store_tab *t)
 	uint8_t last[STORE_TABLE_KEY_MAX], level = t->level, slot = t->slot;
 	uint8_t kb[STORE_TABLE_KEY_MAX], vb[IXBUF_VAL_MAX];
 	int live[STORE_TABLE_MERGE_MAX], mrc, any = 0;
-	size_t budget = wtx_merge_budget(w, level), lastlen = 0, ns = 0;
+	unsigned behind = wtx_merge_behind(w, level);
+	size_t budget = wtx_merge_budget(w, behind), lastlen = 0, ns = 0;
 	size_t moved = 0;
 
-	/* Behind (wtx_merge_budget doubled it): no deferring then. */
+	/* Behind (the budget doubled): no deferring then. */
 	budget += w->s->mergedebt[level];
-	if (budget < wtx_slice_min(t->end - t->first) &&
-	    !wtx_merge_behind(w, level)) {
+	if (budget < wtx_slice_min(t->end - t->first) && behind == 0) {
 		w->s->mergedebt[level] = budget;
 		return;
 	}
