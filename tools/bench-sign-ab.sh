@@ -63,9 +63,9 @@ pid_b=$!
 bench_wait_up "http://127.0.0.1:$port_a" "$tmp/a.log" bench-sign-ab
 bench_wait_up "http://127.0.0.1:$port_b" "$tmp/b.log" bench-sign-ab
 
-# sign SIDE COUNT: the signing (or appending) rate of side a (other) or
+# rate SIDE COUNT: the signing (or appending) rate of side a (other) or
 # b (this build).
-sign() {
+rate() {
 	eval "_port=\$port_$1"
 	"$build/tools/keytrail" bench "$mode" --url "http://127.0.0.1:$_port" \
 	    --data "$tmp/$1" -n "$2" -c "$conns" |
@@ -77,19 +77,19 @@ raw() {
 }
 
 # Warm both up: first signatures build each key's tables.
-sign a 2000 >/dev/null
-sign b 2000 >/dev/null
+rate a 2000 >/dev/null
+rate b 2000 >/dev/null
 echo "bench-sign-ab: $other (other) against $build (this), $n $what" \
     "at $conns connections, $rounds rounds"
 r=1
 while [ "$r" -le "$rounds" ]; do
 	r0=$(raw)
 	if [ $((r % 2)) -eq 1 ]; then
-		sa=$(sign a "$n")
-		sb=$(sign b "$n")
+		sa=$(rate a "$n")
+		sb=$(rate b "$n")
 	else
-		sb=$(sign b "$n")
-		sa=$(sign a "$n")
+		sb=$(rate b "$n")
+		sa=$(rate a "$n")
 	fi
 	r1=$(raw)
 	echo "$r $r0 $r1 $sa $sb" | awk '{ m = ($2 + $3) / 2;
