@@ -697,6 +697,28 @@ wtx_find_dedup(struct store_wtx *w, struct kt_bytes digest,
 }
 
 /*
+ * Starts fetching the filter blocks wtx_add will test for the item, so
+ * that a large log's dozens of them arrive while the item before is
+ * added instead of one after the other.
+ */
+static void
+wtx_prefetch(struct store_wtx *w, const struct store_item *it)
+{
+	uint8_t k[STORE_INDEX_KEY_MAX];
+
+	if (w->tabs.n == 0)
+		return;
+	if (!it->has_dedup)
+		store_tabs_prefetch(w->s, w->txn, &w->tabs, DB_BYHASH,
+		    it->leaf.b, KT_HASH_SIZE);
+	else if (it->by_digest.len > 0) {
+		(void)store_index_key(k, it->by_digest.p, it->by_digest.len, 0);
+		store_tabs_prefetch(w->s, w->txn, &w->tabs, DB_BYDIGEST, k,
+		    1 + it->by_digest.len);
+	}
+}
+
+/*
  * Adds one item: a duplicate only reports the existing index; a new entry
  * gets the next index, its rows, and the stored hashes it completes
  * (tlog StoredHashesForRecordHash: the leaf at level 0, then one hash per
@@ -923,12 +945,14 @@ wtx_sign(struct store_wtx *w, const struct kt_hash *root, store_sign_fn sign,
  * live tables, once there are that many, are merged into one table of
  * the next level.  The frozen run's slice is twice as many rows as the
  * batch buffered (at least 64), so the run is out well before the next
- * one fills.  A merge's slice is 1.25 times as many (at least 16): a
- * merge into level L moves the rows of 8^L runs and must end before the
- * level below has its next STORE_TABLE_FANOUT tables, 8^L runs later, so
- * it ends at about 0.8 of that time, and merges at every level run most
- * of the time, each at little more than the rate rows come in, instead
- * of half the time at twice it.  Should a merge fall behind anyway (the
+ * one fills.  A merge's slice is STORE_MERGE_PACE / 4 times as many (at
+ * least 16): a merge into level L moves the rows of 8^L runs and must
+ * end before the level below has its next STORE_TABLE_FANOUT tables, 8^L
+ * runs later.  At 4x it ends after about a quarter of that time: its 8
+ * sources stay live, and are probed by every lookup, until it ends, so
+ * an early end leaves a lookup about 5.5 tables to probe per level on
+ * average instead of about 10 at 1.25x (the pace until 2026-12-08), for
+ * the same rows moved in all.  Should a merge fall behind anyway (the
  * entries it moves had more rows than today's), its pace doubles with
  * each table the level below has beyond the 6 it can gather in time.
  * docs/storage.md, "Index tables".
@@ -967,7 +991,7 @@ wtx_merge_budget(const struct store_wtx *w, unsigned behind)
 {
 	size_t rows = ixbuf_rows(w->s->ixact) - w->ixrows0;
 
-	rows += rows / 4 + 16;
+	rows = rows * STORE_MERGE_PACE / 4 + 16;
 	/* Behind: twice the pace for each table past its time, up to 64x. */
 	return rows << (behind < 6 ? behind : 6);
 }
@@ -1649,8 +1673,11 @@ store_append(struct store *s, struct store_item *items, size_t n,
 		store_ix_aborted(s, &w);
 		return wtx_end(&w, 0);
 	}
-	for (size_t i = 0; i < n && w.rc == KT_OK; i++)
+	for (size_t i = 0; i < n && w.rc == KT_OK; i++) {
+		if (i + 1 < n)
+			wtx_prefetch(&w, &items[i + 1]);
 		wtx_add(&w, &items[i], &s->res[i]);
+	}
 	s->last.add = store_lap(&t);
 	if (w.size != w.size0) {
 		wtx_ix_flush(&w);

@@ -81,6 +81,14 @@ enum store_dbi {
  * half its size, so small runs (tests) keep their pace.
  */
 #define STORE_SLICE_MIN 2048
+/*
+ * A merge's slice in quarters of the rows the batch buffered: 16, 4x
+ * (store.c, "Index tables").  Overridable at build time only to compare
+ * paces in benchmarks.
+ */
+#ifndef STORE_MERGE_PACE
+#define STORE_MERGE_PACE 16
+#endif
 #define STORE_TABLE_KEY_MAX (1 + STORE_INDEX_KEY_MAX)
 /*
  * Tables up to this level get a Bloom filter (bloom.h), built while they
@@ -246,6 +254,12 @@ int store_tabs_leaf(struct store *s, MDB_txn *txn, struct store_tabs *t,
 int store_tabs_search(const struct store *s, MDB_txn *txn,
     const struct store_tabs *t, enum store_dbi db, const uint8_t *prefix,
     size_t plen, uint64_t after, uint64_t *out, size_t max, size_t *nout);
+/*
+ * Starts fetching the filter blocks a later store_tabs_candidates for the
+ * same key will test, so that the wait overlaps other work.
+ */
+void store_tabs_prefetch(const struct store *s, MDB_txn *txn,
+    struct store_tabs *t, uint8_t kind, const uint8_t *p, size_t len);
 /*
  * The live tables of t (bit i for t->t[i]) that may hold the key (kind,
  * p[0..len)) by their filters: the others certainly do not.  Reads the

@@ -85,6 +85,24 @@ store_tabs_filters(const struct store *s, MDB_txn *txn, struct store_tabs *t)
 	t->bf_loaded = 1;
 }
 
+void
+store_tabs_prefetch(const struct store *s, MDB_txn *txn, struct store_tabs *t,
+    uint8_t kind, const uint8_t *p, size_t len)
+{
+	struct bloom_probe pr;
+	const uint8_t *blk;
+
+	store_tabs_filters(s, txn, t);
+	bloom_probe_init(&pr, kind, p, len);
+	for (unsigned i = 0; i < t->n; i++) {
+		unsigned slot = t->t[i].slot;
+
+		if ((t->t[i].flags & TAB_LIVE) && t->bf[slot] != NULL &&
+		    (blk = bloom_block(t->bf[slot], t->bflen[slot], &pr)))
+			__builtin_prefetch(blk);
+	}
+}
+
 uint64_t
 store_tabs_candidates(struct store *s, MDB_txn *txn, struct store_tabs *t,
     uint8_t kind, const uint8_t *p, size_t len)

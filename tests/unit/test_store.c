@@ -991,6 +991,40 @@ test_store_index_merges_keep_pace(void **state)
  * rows, not in the few dozen a batch of 16 entries brings; and the
  * pace still lets merges finish, with every entry found where it is.
  */
+/*
+ * A merge ends early in the time the level below takes to gather its
+ * next 8 tables (STORE_MERGE_PACE): its sources stay live, probed by
+ * every lookup, until it does.  Counted over many runs, in batches of
+ * the same size: the share of batches during which a merge is under way
+ * (131 of 384 at 4x, 300 at the former 1.25x) and the live tables a
+ * lookup probes on average (10.1 against 14.9).
+ */
+static void
+test_store_merges_end_early(void **state)
+{
+	struct fx *f = *state;
+	struct store_stats st;
+	unsigned batches = 0, merging = 0, tables = 0;
+	uint64_t first = 0;
+
+	store_set_ixbuf_entries(f->s, 64);
+	for (int r = 0; r < 448; r++, first += 16) {
+		append_ok(f, first, 16, 0);
+		if (r < 64)
+			continue; /* until merges are due */
+		assert_int_equal(store_stats(f->s, &st), KT_OK);
+		batches++;
+		merging += st.ixmerges > 0;
+		tables += st.ixtables;
+	}
+	print_message("merging during %u of %u batches, %.1f live tables on "
+		      "average\n",
+	    merging, batches, (double)tables / batches);
+	assert_true(merging > 0);
+	assert_true(merging * 2 < batches);
+	assert_true(tables < batches * 12);
+}
+
 static void
 test_store_slices_are_not_tiny(void **state)
 {
@@ -1395,6 +1429,8 @@ main(void)
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_store_index_merges_keep_pace, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_store_merges_end_early, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_store_slices_are_not_tiny, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
