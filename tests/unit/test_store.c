@@ -985,13 +985,6 @@ test_store_index_merges_keep_pace(void **state)
 }
 
 /*
- * A batch's share of a flush or merge that is below the smallest slice
- * (STORE_SLICE_MIN, or half the table's entries) is carried to a later
- * batch, so tables are written in slices of hundreds or thousands of
- * rows, not in the few dozen a batch of 16 entries brings; and the
- * pace still lets merges finish, with every entry found where it is.
- */
-/*
  * A merge ends early in the time the level below takes to gather its
  * next 8 tables (STORE_MERGE_PACE): its sources stay live, probed by
  * every lookup, until it does.  Counted over many runs, in batches of
@@ -1025,6 +1018,13 @@ test_store_merges_end_early(void **state)
 	assert_true(tables < batches * 12);
 }
 
+/*
+ * A batch's share of a flush or merge that is below the smallest slice
+ * (STORE_SLICE_MIN, or half the table's entries) is carried to a later
+ * batch, so tables are written in slices of hundreds or thousands of
+ * rows, not in the few dozen a batch of 16 entries brings; and the
+ * pace still lets merges finish, with every entry found where it is.
+ */
 static void
 test_store_slices_are_not_tiny(void **state)
 {
