@@ -1365,7 +1365,8 @@ out:
 static void
 wtx_tab_merges(struct store_wtx *w)
 {
-	for (unsigned level = 1; level < 64 && w->rc == KT_OK; level++) {
+	for (unsigned level = 1; level < STORE_TABLE_LEVELS && w->rc == KT_OK;
+	     level++) {
 		struct store_tab *t = wtx_tab_target(w, (uint8_t)level);
 		unsigned pick[STORE_TABLE_FANOUT], np = 0, below = 0;
 
@@ -2224,8 +2225,7 @@ store_open_as(const char *datadir, const char *origin, uint64_t map_size,
 	 * slow the merges down.
 	 */
 	s->flushdebt = STORE_SLICE_MIN;
-	for (size_t i = 0; i < sizeof(s->mergedebt) / sizeof(s->mergedebt[0]);
-	     i++)
+	for (size_t i = 0; i < STORE_TABLE_LEVELS; i++)
 		s->mergedebt[i] = STORE_SLICE_MIN;
 	if ((rc = store_schema(s, upgrade, err, errlen)) != KT_OK ||
 	    (rc = store_check_tree(s, err, errlen)) != KT_OK ||
@@ -2282,7 +2282,7 @@ store_close(struct store *s)
 int
 store_stats(struct store *s, struct store_stats *st)
 {
-	unsigned at_level[64] = { 0 };
+	unsigned at_level[STORE_TABLE_LEVELS] = { 0 };
 	struct store_tabs tabs;
 	struct store_rd *rd;
 	MDB_envinfo info;

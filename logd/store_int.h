@@ -69,6 +69,8 @@ enum store_dbi {
  */
 #define STORE_TABLES (DB_COUNT - DB_TABLE0)
 #define STORE_TABLE_FANOUT 8
+/* Table levels are below this (meta.ixtables refuses others). */
+#define STORE_TABLE_LEVELS 64
 /* Sources a merge may have (more than the fanout: room to change it). */
 #define STORE_TABLE_MERGE_MAX 16
 /*
@@ -176,7 +178,7 @@ struct store {
 	 * each at STORE_SLICE_MIN.
 	 */
 	size_t flushdebt;
-	size_t mergedebt[64];
+	size_t mergedebt[STORE_TABLE_LEVELS];
 	/*
 	 * The filters of the tables being written, by slot; bbok[slot] is
 	 * set when the filter has seen every row (the table was begun by

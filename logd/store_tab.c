@@ -42,7 +42,7 @@ store_tabs_read(const struct store *s, MDB_txn *txn, struct store_tabs *out)
 		if (t->slot >= STORE_TABLES || (used >> t->slot & 1) != 0 ||
 		    (f != TAB_LIVE && f != (TAB_LIVE | TAB_SOURCE) &&
 			f != TAB_TARGET) ||
-		    t->first > t->end || t->level >= 64)
+		    t->first > t->end || t->level >= STORE_TABLE_LEVELS)
 			return KT_EPARSE;
 		used |= UINT64_C(1) << t->slot;
 		out->n++;
