@@ -85,22 +85,34 @@ store_tabs_filters(const struct store *s, MDB_txn *txn, struct store_tabs *t)
 	t->bf_loaded = 1;
 }
 
+/*
+ * Finds, and starts fetching, the filter block of each of t's live tables
+ * for the probe (blk[i] NULL: no filter, or not live).
+ */
+static void
+store_tabs_blocks(const struct store *s, MDB_txn *txn, struct store_tabs *t,
+    const struct bloom_probe *pr, const uint8_t *blk[STORE_TABLES])
+{
+	store_tabs_filters(s, txn, t);
+	for (unsigned i = 0; i < t->n; i++) {
+		unsigned slot = t->t[i].slot;
+
+		blk[i] = NULL;
+		if ((t->t[i].flags & TAB_LIVE) && t->bf[slot] != NULL &&
+		    (blk[i] = bloom_block(t->bf[slot], t->bflen[slot], pr)))
+			__builtin_prefetch(blk[i]);
+	}
+}
+
 void
 store_tabs_prefetch(const struct store *s, MDB_txn *txn, struct store_tabs *t,
     uint8_t kind, const uint8_t *p, size_t len)
 {
+	const uint8_t *blk[STORE_TABLES];
 	struct bloom_probe pr;
-	const uint8_t *blk;
 
-	store_tabs_filters(s, txn, t);
 	bloom_probe_init(&pr, kind, p, len);
-	for (unsigned i = 0; i < t->n; i++) {
-		unsigned slot = t->t[i].slot;
-
-		if ((t->t[i].flags & TAB_LIVE) && t->bf[slot] != NULL &&
-		    (blk = bloom_block(t->bf[slot], t->bflen[slot], &pr)))
-			__builtin_prefetch(blk);
-	}
+	store_tabs_blocks(s, txn, t, &pr, blk);
 }
 
 uint64_t
@@ -111,17 +123,9 @@ store_tabs_candidates(struct store *s, MDB_txn *txn, struct store_tabs *t,
 	struct bloom_probe pr;
 	uint64_t maybe = 0, skipped = 0;
 
-	store_tabs_filters(s, txn, t);
 	bloom_probe_init(&pr, kind, p, len);
 	/* Every filter's block first, so the memory reads overlap. */
-	for (unsigned i = 0; i < t->n; i++) {
-		unsigned slot = t->t[i].slot;
-
-		blk[i] = NULL;
-		if ((t->t[i].flags & TAB_LIVE) && t->bf[slot] != NULL &&
-		    (blk[i] = bloom_block(t->bf[slot], t->bflen[slot], &pr)))
-			__builtin_prefetch(blk[i]);
-	}
+	store_tabs_blocks(s, txn, t, &pr, blk);
 	for (unsigned i = 0; i < t->n; i++) {
 		if (!(t->t[i].flags & TAB_LIVE))
 			continue;
